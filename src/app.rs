@@ -1,0 +1,152 @@
+//! Wiring: starts the broker connection (or the embedded broker), restores
+//! state, starts the pipeline and the HTTP listener, and owns the shutdown
+//! order — stop accepting, drain, publish `offline`, disconnect.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use ulid::Ulid;
+
+use crate::config::Config;
+use crate::http::{self, Shared};
+use crate::mqtt::publisher::{Health, Publisher};
+use crate::mqtt::topics::Topics;
+use crate::mqtt::{self, BrokerUrl, Role, embedded, restore};
+use crate::pipeline::{Pipeline, Printers};
+use crate::slug::Slugs;
+
+/// How long start-up waits for the broker's retained state.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the broker to take what is queued.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A running bridge.
+#[derive(Debug)]
+pub struct Bridge {
+    http_addr: SocketAddr,
+    health: Health,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Bridge {
+    /// The address the webhook listener is bound to.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The broker connection's state.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Stops the bridge in order and waits until it has.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Starts every part of the bridge; returns once the listener is bound.
+pub async fn start(config: Config) -> anyhow::Result<Bridge> {
+    let started = Instant::now();
+    let config = Arc::new(config);
+    let topics = Topics::new(&config.mqtt.base_topic);
+    let url = match BrokerUrl::parse(&config.mqtt.url).map_err(anyhow::Error::msg)? {
+        Some(url) => url,
+        None => {
+            embedded::start(config.broker.listen)?;
+            let addr = embedded::connect_addr(config.broker.listen);
+            BrokerUrl {
+                tls: false,
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                username: None,
+                password: None,
+            }
+        }
+    };
+
+    let mut printers = Printers::new(Slugs::new(config.aliases()));
+    let reader_id = format!("{}-restore-{}", config.mqtt.client_id, Ulid::generate());
+    let reader = mqtt::options(&config, &url, &reader_id, Role::Reader)?;
+    match restore::read_retained(reader, &topics, RESTORE_TIMEOUT).await {
+        Ok(retained) => {
+            printers.restore(&topics, &retained);
+            info!(
+                printers = printers.states.len(),
+                "Restored printer state from the broker"
+            );
+        }
+        Err(e) => {
+            warn!(error = %e, "Could not read retained state from the broker; starting without it")
+        }
+    }
+
+    let options = mqtt::options(&config, &url, &config.mqtt.client_id, Role::Bridge)?;
+    let (publisher, running) = Publisher::start(options, topics.clone());
+    let health = publisher.health();
+    let pipeline = Pipeline::start(printers, topics, publisher);
+
+    let listener = http::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+    let http_addr = listener.local_addr()?;
+    info!(%http_addr, broker = %format!("{}:{}", url.host, url.port), "Listening for webhooks");
+
+    let shutdown = CancellationToken::new();
+    let shared = Arc::new(Shared {
+        config,
+        pipeline,
+        health: health.clone(),
+        started,
+    });
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        http::serve(listener, shared, stop).await;
+        running.finish(SHUTDOWN_GRACE).await;
+        info!("Stopped");
+    });
+    Ok(Bridge {
+        http_addr,
+        health,
+        shutdown,
+        task,
+    })
+}
+
+/// Runs until SIGTERM or Ctrl-C, then shuts down in order.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let bridge = start(config).await?;
+    shutdown_signal().await;
+    info!("Shutting down");
+    bridge.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,120 @@
+//! Request routing: which path and method reach which handler (DESIGN.md §6).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use super::reply::{self, Reply};
+use super::{Shared, webhook};
+use crate::auth;
+use crate::ingest::Dialect;
+
+/// Routes one request.
+pub async fn route(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Reply, Infallible> {
+    let path = req.uri().path();
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    let dialect = match path {
+        "/webhook" => Some(None),
+        "/webhook/octoeverywhere" => Some(Some(Dialect::OctoEverywhere)),
+        "/webhook/octoprint" => Some(Some(Dialect::OctoPrint)),
+        _ => None,
+    };
+    if let Some(dialect) = dialect {
+        return Ok(match *req.method() {
+            Method::POST | Method::PUT | Method::GET => {
+                webhook::handle(&shared, peer, req, dialect).await
+            }
+            _ => reply::method_not_allowed("POST, PUT, GET"),
+        });
+    }
+    let get_only = |handler: fn(&Shared) -> Reply| {
+        if req.method() == Method::GET || req.method() == Method::HEAD {
+            handler(&shared)
+        } else {
+            reply::method_not_allowed("GET")
+        }
+    };
+    Ok(match path {
+        "/healthz" => get_only(|_| reply::text(StatusCode::OK, "ok\n")),
+        "/readyz" => get_only(readyz),
+        "/" => get_only(|_| {
+            reply::text(
+                StatusCode::OK,
+                concat!(
+                    "print2mqtt ",
+                    env!("CARGO_PKG_VERSION"),
+                    ": send webhooks to /webhook\n"
+                ),
+            )
+        }),
+        "/api/printers" => {
+            if !admin_allowed(&shared, peer, &req) {
+                reply::error(StatusCode::UNAUTHORIZED, "admin token required")
+            } else {
+                get_only(printers)
+            }
+        }
+        _ => reply::error(StatusCode::NOT_FOUND, "not found"),
+    })
+}
+
+fn readyz(shared: &Shared) -> Reply {
+    let connected = shared.health.is_connected();
+    let status = if connected {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    reply::json(
+        status,
+        &json!({ "broker": if connected { "connected" } else { "disconnected" } }),
+    )
+}
+
+fn printers(shared: &Shared) -> Reply {
+    let table = shared
+        .pipeline
+        .printers()
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
+    let list: Vec<_> = table
+        .states
+        .iter()
+        .map(|(slug, s)| {
+            json!({
+                "printer": slug,
+                "printer_id": s.printer_id,
+                "name": s.name,
+                "state": s.status.map(|s| s.name()),
+                "progress": s.progress,
+                "problem": s.problem,
+            })
+        })
+        .collect();
+    reply::json(StatusCode::OK, &json!(list))
+}
+
+/// The status API is open to local clients while `http.admin_token` is
+/// empty, and needs that token (as a Bearer header) once it is set.
+fn admin_allowed(shared: &Shared, peer: SocketAddr, req: &Request<Incoming>) -> bool {
+    let token = &shared.config.http.admin_token;
+    let bearer = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(auth::bearer);
+    let presented: Vec<&str> = bearer.into_iter().collect();
+    auth::check(token, &presented, &[peer.ip()]).is_ok()
+}

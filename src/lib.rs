@@ -1,0 +1,26 @@
+//! print2mqtt turns 3D-printer notification webhooks (OctoEverywhere,
+//! OctoPrint-Webhooks) into retained MQTT topics per printer, an event
+//! stream, and Home Assistant discovery.
+//!
+//! # Layout
+//! - [`config`]: the typed configuration and its figment layering.
+//! - [`http`]: the hyper listener, routes, limits, the webhook handler.
+//! - [`auth`]: secrets and the local-network rule.
+//! - [`ingest`]: webhook bodies to [`event::Event`], one file per dialect.
+//! - [`event`]: the normalized event, free of vendor types.
+//! - [`slug`]: printer ids to safe topic levels.
+//! - [`state`]: per-printer state; `apply(event) -> changes`, pure.
+//! - [`pipeline`]: the single writer from accepted events to the publisher.
+//! - [`mqtt`]: topic names, message rendering, publisher, restore, embedded broker.
+//! - [`app`]: wiring and shutdown order.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod event;
+pub mod http;
+pub mod ingest;
+pub mod mqtt;
+pub mod pipeline;
+pub mod slug;
+pub mod state;

@@ -1,0 +1,67 @@
+//! The `print2mqtt` command: arguments, logging, configuration, then the app.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use print2mqtt::app;
+use print2mqtt::config::{Config, Sources};
+use tracing_subscriber::EnvFilter;
+
+/// Turns 3D-printer notification webhooks into MQTT topics and Home Assistant devices.
+#[derive(Debug, Parser)]
+#[command(name = "print2mqtt", version, about)]
+struct Cli {
+    /// TOML configuration file (default: $PRINT2MQTT_CONFIG, else config/print2mqtt.toml when present)
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the configuration and print it with secrets redacted
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let sources = Sources {
+        file: cli.config,
+        ..Sources::default()
+    };
+    let config = match Config::load(&sources) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(Command::CheckConfig) = cli.command {
+        print!("{}", config.to_redacted_toml());
+        eprintln!("configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(app::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The embedded MQTT broker (rumqttd), started while `mqtt.url` is empty so
+//! the bridge runs on a machine with nothing else installed.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+use tracing::{error, info};
+
+use super::MAX_PACKET;
+
+/// Starts the broker on `listen` in its own threads and returns once it
+/// accepts connections.
+pub fn start(listen: SocketAddr) -> anyhow::Result<()> {
+    // rumqttd binds inside its own thread and only logs a failure there:
+    // check the address first so a taken port is a clear start-up error.
+    drop(
+        TcpListener::bind(listen).with_context(|| {
+            format!("embedded broker cannot listen on {listen} (broker.listen)")
+        })?,
+    );
+    let server = ServerSettings {
+        name: "print2mqtt-embedded".into(),
+        listen,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections: ConnectionSettings {
+            connection_timeout_ms: 60_000,
+            max_payload_size: MAX_PACKET,
+            max_inflight_count: 5_000,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        },
+    };
+    let config = Config {
+        router: RouterConfig {
+            max_connections: 1_000,
+            max_outgoing_packet_count: 5_000,
+            max_segment_size: 100 * 1024 * 1024,
+            max_segment_count: 10,
+            ..RouterConfig::default()
+        },
+        v4: Some(HashMap::from([("1".to_owned(), server)])),
+        ..Config::default()
+    };
+    std::thread::Builder::new()
+        .name("embedded-broker".into())
+        .spawn(move || {
+            if let Err(e) = Broker::new(config).start() {
+                error!(error = %e, "Embedded MQTT broker stopped");
+            }
+        })
+        .context("cannot start the embedded broker thread")?;
+    let target = connect_addr(listen);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_err() {
+        if Instant::now() > deadline {
+            anyhow::bail!("embedded broker did not start listening on {listen}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    info!(%listen, "Embedded MQTT broker started (set mqtt.url to use your own)");
+    Ok(())
+}
+
+/// The address a local client uses to reach a listener on `listen`.
+pub fn connect_addr(listen: SocketAddr) -> SocketAddr {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    addr
+}

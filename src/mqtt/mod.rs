@@ -1,0 +1,158 @@
+//! Everything that speaks MQTT: topic names, message rendering, the
+//! publisher task over rumqttc, state restore and the embedded broker.
+
+pub mod embedded;
+pub mod messages;
+pub mod publisher;
+pub mod restore;
+pub mod topics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
+
+use crate::config::Config;
+use topics::Topics;
+
+/// The largest MQTT packet either way (snapshots are JPEGs of a few MB).
+pub const MAX_PACKET: usize = 32 * 1024 * 1024;
+
+/// A parsed `mqtt.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl BrokerUrl {
+    /// Parses `mqtt://[user[:pass]@]host[:port]` or `mqtts://…`; an empty
+    /// string means "use the embedded broker" and gives `None`.
+    pub fn parse(url: &str) -> Result<Option<BrokerUrl>, String> {
+        if url.trim().is_empty() {
+            return Ok(None);
+        }
+        let u = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        let tls = match u.scheme() {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" | "tls" => true,
+            other => {
+                return Err(format!(
+                    "unsupported scheme `{other}`: use mqtt://host:1883 or mqtts://host:8883"
+                ));
+            }
+        };
+        let host = u
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("`{url}` names no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        Ok(Some(BrokerUrl {
+            tls,
+            host,
+            port: u.port().unwrap_or(if tls { 8883 } else { 1883 }),
+            username: Some(u.username()).filter(|s| !s.is_empty()).map(decode),
+            password: u.password().map(decode),
+        }))
+    }
+}
+
+/// Which connection options are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The publishing connection: persistent session, last will `offline`.
+    Bridge,
+    /// A short-lived reader (state restore): clean session, no last will.
+    Reader,
+}
+
+/// rumqttc options: credentials, TLS, and the session and last will `role`
+/// asks for.
+pub fn options(
+    config: &Config,
+    url: &BrokerUrl,
+    client_id: &str,
+    role: Role,
+) -> anyhow::Result<MqttOptions> {
+    let mut o = MqttOptions::new(client_id, &url.host, url.port);
+    o.set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(MAX_PACKET, MAX_PACKET)
+        .set_inflight(100)
+        .set_clean_session(role == Role::Reader);
+    if role == Role::Bridge {
+        o.set_last_will(LastWill::new(
+            Topics::new(&config.mqtt.base_topic).bridge_state(),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+    }
+    let username = Some(config.mqtt.username.clone())
+        .filter(|u| !u.is_empty())
+        .or_else(|| url.username.clone());
+    let password = Some(config.mqtt.password.expose().to_owned())
+        .filter(|p| !p.is_empty())
+        .or_else(|| url.password.clone());
+    if let Some(user) = username {
+        o.set_credentials(user, password.unwrap_or_default());
+    }
+    if url.tls {
+        o.set_transport(Transport::tls_with_config(tls_config()?));
+    }
+    Ok(o)
+}
+
+/// TLS with the system's root certificates.
+fn tls_config() -> anyhow::Result<TlsConfiguration> {
+    let mut roots = RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for cert in found.certs {
+        // A malformed system certificate is skipped, not fatal.
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        anyhow::bail!("mqtts:// needs system root certificates, and none were found");
+    }
+    let config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConfiguration::Rustls(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(BrokerUrl::parse("").unwrap(), None);
+        let u = BrokerUrl::parse("mqtt://127.0.0.1:18830").unwrap().unwrap();
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port),
+            (false, "127.0.0.1", 18830)
+        );
+        let u = BrokerUrl::parse("mqtts://user:p%40ss@broker.lan")
+            .unwrap()
+            .unwrap();
+        assert_eq!((u.tls, u.port), (true, 8883));
+        assert_eq!(u.username.as_deref(), Some("user"));
+        assert_eq!(u.password.as_deref(), Some("p@ss"));
+        let u = BrokerUrl::parse("mqtt://[::1]").unwrap().unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 1883));
+        assert!(BrokerUrl::parse("http://x").unwrap_err().contains("scheme"));
+        assert!(BrokerUrl::parse("localhost:1883").is_err());
+        assert!(BrokerUrl::parse("not a url").is_err());
+    }
+}

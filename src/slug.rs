@@ -1,0 +1,190 @@
+//! Printer slugs: the one topic level a printer gets (DESIGN.md §4). No
+//! webhook content can produce `/`, `+`, `#` or NUL here, and two printer ids
+//! never share a slug.
+
+use std::collections::{HashMap, HashSet};
+
+use sha2::{Digest, Sha256};
+
+/// The longest slug.
+pub const MAX_LEN: usize = 64;
+
+/// Slugs no printer may have, because the bridge's own topics use them.
+pub const RESERVED: [&str; 1] = ["bridge"];
+
+/// Lowercases `id` and replaces every character outside `[a-z0-9_-]` by `_`,
+/// keeping at most [`MAX_LEN`] characters.
+pub fn slugify(id: &str) -> String {
+    id.chars()
+        .take(MAX_LEN)
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '_' | '-') => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+/// True when `s` is a valid slug (used to check configured aliases).
+pub fn is_valid(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_LEN
+        && s.bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+}
+
+/// `slugify(id)` shortened to make room for `_` and `hex_len` hex digits of
+/// the id's SHA-256: stable across restarts and across bridge instances.
+fn with_hash(id: &str, hex_len: usize) -> String {
+    let digest = Sha256::digest(id.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let mut base = slugify(id);
+    base.truncate(MAX_LEN - 1 - hex_len);
+    format!("{base}_{}", &hex[..hex_len])
+}
+
+/// The id ↔ slug table of every printer seen, aliases included.
+#[derive(Debug, Default, Clone)]
+pub struct Slugs {
+    /// Configured aliases, keyed by lowercased printer id.
+    aliases: HashMap<String, String>,
+    by_id: HashMap<String, String>,
+    taken: HashSet<String>,
+}
+
+impl Slugs {
+    /// A table with the configured aliases (printer id → alias) reserved.
+    pub fn new<'a>(aliases: impl IntoIterator<Item = (&'a str, &'a str)>) -> Slugs {
+        let mut slugs = Slugs::default();
+        slugs.taken.extend(RESERVED.iter().map(|s| s.to_string()));
+        for (id, alias) in aliases {
+            slugs.aliases.insert(id.to_lowercase(), alias.to_owned());
+            slugs.taken.insert(alias.to_owned());
+        }
+        slugs
+    }
+
+    /// The slug of `id`, assigning one the first time the id is seen.
+    pub fn resolve(&mut self, id: &str) -> String {
+        if let Some(slug) = self.by_id.get(id) {
+            return slug.clone();
+        }
+        let slug = match self.aliases.get(&id.to_lowercase()) {
+            Some(alias) => alias.clone(),
+            None => self.free_slug(id),
+        };
+        self.by_id.insert(id.to_owned(), slug.clone());
+        self.taken.insert(slug.clone());
+        slug
+    }
+
+    /// Records a mapping read back from the broker, unless the slug is taken.
+    pub fn restore(&mut self, slug: &str, id: &str) {
+        if self.by_id.contains_key(id) || !is_valid(slug) {
+            return;
+        }
+        let alias = self.aliases.get(&id.to_lowercase());
+        if alias.is_some_and(|a| a != slug) || (alias.is_none() && self.taken.contains(slug)) {
+            return;
+        }
+        self.by_id.insert(id.to_owned(), slug.to_owned());
+        self.taken.insert(slug.to_owned());
+    }
+
+    /// The slug already assigned to `id`, if any.
+    pub fn get(&self, id: &str) -> Option<&str> {
+        self.by_id.get(id).map(String::as_str)
+    }
+
+    fn free_slug(&self, id: &str) -> String {
+        let plain = slugify(id);
+        if !self.taken.contains(&plain) {
+            return plain;
+        }
+        (6..=MAX_LEN / 2)
+            .step_by(2)
+            .map(|n| with_hash(id, n))
+            .find(|s| !self.taken.contains(s))
+            // 32 hex digits of SHA-256 colliding is not a real case.
+            .unwrap_or_else(|| with_hash(id, MAX_LEN / 2))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugify_keeps_topic_levels_safe() {
+        assert_eq!(slugify("Ender3"), "ender3");
+        assert_eq!(slugify("a/b+c#d\0e f"), "a_b_c_d_e_f");
+        assert_eq!(slugify("Prusa MK4 ünïcödé"), "prusa_mk4__n_c_d_");
+        assert_eq!(slugify(&"x".repeat(10_000)).len(), MAX_LEN);
+        for s in [
+            slugify("+"),
+            slugify("#"),
+            slugify("/"),
+            slugify("\u{202e}"),
+        ] {
+            assert!(is_valid(&s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn colliding_ids_stay_apart_and_stable() {
+        let mut a = Slugs::new([]);
+        assert_eq!(a.resolve("Ender 3"), "ender_3");
+        let second = a.resolve("ender/3");
+        assert_ne!(second, "ender_3");
+        assert!(
+            second.starts_with("ender_3_") && is_valid(&second),
+            "{second}"
+        );
+        assert_eq!(a.resolve("ender/3"), second, "same id, same slug");
+        assert_eq!(a.resolve("Ender 3"), "ender_3");
+
+        let mut b = Slugs::new([]);
+        b.resolve("Ender 3");
+        assert_eq!(b.resolve("ender/3"), second, "another instance agrees");
+    }
+
+    #[test]
+    fn long_ids_collide_on_the_cut_and_get_a_hash() {
+        let mut s = Slugs::new([]);
+        let a = format!("{}A", "x".repeat(64));
+        let b = format!("{}B", "x".repeat(64));
+        let (sa, sb) = (s.resolve(&a), s.resolve(&b));
+        assert_ne!(sa, sb);
+        assert!(sa.len() <= MAX_LEN && sb.len() <= MAX_LEN);
+    }
+
+    #[test]
+    fn aliases_and_reserved_slugs() {
+        let mut s = Slugs::new([("OE-ID-1", "ender3")]);
+        assert_eq!(
+            s.resolve("oe-id-1"),
+            "ender3",
+            "printer keys match case-insensitively"
+        );
+        assert_ne!(
+            s.resolve("Ender3"),
+            "ender3",
+            "an alias is never given away"
+        );
+        let bridge = s.resolve("bridge");
+        assert_ne!(bridge, "bridge", "the bridge's own topic level is reserved");
+        assert!(bridge.starts_with("bridge_"));
+    }
+
+    #[test]
+    fn restore_keeps_earlier_assignments() {
+        let mut s = Slugs::new([]);
+        s.restore("ender_3_abcdef", "ender/3");
+        s.restore("ender_3", "Ender 3");
+        assert_eq!(s.resolve("ender/3"), "ender_3_abcdef");
+        assert_eq!(s.resolve("Ender 3"), "ender_3");
+        s.restore("ender_3", "someone else");
+        assert_ne!(s.resolve("someone else"), "ender_3");
+        s.restore("bad/slug", "x");
+        assert_eq!(s.get("x"), None);
+    }
+}

@@ -1,0 +1,373 @@
+//! Per-printer state and the pure rule that turns an event into the retained
+//! values it changes (DESIGN.md §4): `apply(state, event) -> changes`.
+
+use bytes::Bytes;
+
+use crate::event::{Event, EventKind, Source, Status, format_time};
+
+/// A retained per-printer value; its topic is `<base>/<slug>/<leaf>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    State,
+    Problem,
+    Progress,
+    TimeRemaining,
+    Eta,
+    PrintDuration,
+    File,
+    Z,
+    Layer,
+    TotalLayers,
+    Error,
+    SnapshotUrl,
+    Snapshot,
+}
+
+impl Field {
+    /// Every field, in publishing order.
+    pub const ALL: [Field; 13] = [
+        Field::State,
+        Field::Problem,
+        Field::Progress,
+        Field::TimeRemaining,
+        Field::Eta,
+        Field::PrintDuration,
+        Field::File,
+        Field::Z,
+        Field::Layer,
+        Field::TotalLayers,
+        Field::Error,
+        Field::SnapshotUrl,
+        Field::Snapshot,
+    ];
+
+    /// The last topic level.
+    pub fn leaf(self) -> &'static str {
+        match self {
+            Field::State => "state",
+            Field::Problem => "problem",
+            Field::Progress => "progress",
+            Field::TimeRemaining => "time_remaining",
+            Field::Eta => "eta",
+            Field::PrintDuration => "print_duration",
+            Field::File => "file",
+            Field::Z => "z",
+            Field::Layer => "layer",
+            Field::TotalLayers => "total_layers",
+            Field::Error => "error",
+            Field::SnapshotUrl => "snapshot_url",
+            Field::Snapshot => "snapshot",
+        }
+    }
+}
+
+/// One retained value to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub field: Field,
+    pub payload: Bytes,
+}
+
+impl Change {
+    fn text(field: Field, text: impl Into<String>) -> Change {
+        Change {
+            field,
+            payload: Bytes::from(text.into()),
+        }
+    }
+}
+
+/// What the bridge remembers about a printer between webhooks.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PrinterState {
+    pub printer_id: String,
+    pub name: Option<String>,
+    pub source: Option<Source>,
+    pub status: Option<Status>,
+    pub problem: Option<bool>,
+    pub progress: Option<u8>,
+    pub print_id: Option<String>,
+    pub quickview_url: Option<String>,
+}
+
+impl PrinterState {
+    /// Applies `event` and returns the retained values it changes, in
+    /// publishing order. Events that do not carry values (test, unknown)
+    /// change nothing but the printer's identity.
+    pub fn apply(&mut self, event: &Event) -> Vec<Change> {
+        self.printer_id.clone_from(&event.printer_id);
+        self.source = Some(event.source);
+        if event.printer_name.is_some() {
+            self.name.clone_from(&event.printer_name);
+        }
+        if event.quickview_url.is_some() {
+            self.quickview_url.clone_from(&event.quickview_url);
+        }
+        let kind = event.event;
+        if !kind.carries_values() {
+            return Vec::new();
+        }
+        let mut changes = Vec::new();
+        let was_active = self.status.is_some_and(Status::is_active);
+        let new_print = kind == EventKind::Started
+            || (event.print_id.is_some() && event.print_id != self.print_id);
+        if event.print_id.is_some() || kind == EventKind::Started {
+            self.print_id.clone_from(&event.print_id);
+        }
+
+        let status = kind.status();
+        if let Some(status) = status {
+            self.status = Some(status);
+            changes.push(Change::text(Field::State, status.name()));
+        }
+        if let Some(problem) = kind.problem() {
+            self.problem = Some(problem);
+            changes.push(Change::text(
+                Field::Problem,
+                if problem { "ON" } else { "OFF" },
+            ));
+        }
+        let progress = if kind == EventKind::Complete {
+            Some(100)
+        } else {
+            event.progress
+        };
+        if let Some(p) = progress {
+            // A repeated or late milestone never moves progress backwards.
+            let backwards = was_active && !new_print && self.progress.is_some_and(|old| p < old);
+            if !backwards {
+                self.progress = Some(p);
+                changes.push(Change::text(Field::Progress, p.to_string()));
+            }
+        }
+        if status.is_some_and(|s| !s.is_active()) {
+            changes.push(Change::text(Field::TimeRemaining, "0"));
+            changes.push(Change::text(Field::Eta, ""));
+        } else if let Some(t) = event.time_remaining {
+            changes.push(Change::text(Field::TimeRemaining, t.to_string()));
+            if let Some(eta) = event.eta {
+                changes.push(Change::text(Field::Eta, format_time(eta)));
+            }
+        }
+        let values = [
+            (
+                Field::PrintDuration,
+                event.print_duration.map(|v| v.to_string()),
+            ),
+            (Field::File, event.file.clone()),
+            (Field::Z, event.z.map(format_mm)),
+            (Field::Layer, event.layer.map(|v| v.to_string())),
+            (
+                Field::TotalLayers,
+                event.total_layers.map(|v| v.to_string()),
+            ),
+            (Field::Error, event.error.clone()),
+            (Field::SnapshotUrl, event.snapshot_url.clone()),
+        ];
+        changes.extend(
+            values
+                .into_iter()
+                .filter_map(|(field, v)| v.map(|v| Change::text(field, v))),
+        );
+        if let Some(jpeg) = &event.snapshot {
+            changes.push(Change {
+                field: Field::Snapshot,
+                payload: jpeg.clone(),
+            });
+        }
+        changes
+    }
+
+    /// Takes back one retained value read from the broker at start.
+    pub fn restore(&mut self, leaf: &str, payload: &[u8]) {
+        let Ok(text) = std::str::from_utf8(payload) else {
+            return;
+        };
+        match leaf {
+            "state" => self.status = Status::from_name(text),
+            "problem" => self.problem = matches!(text, "ON" | "OFF").then_some(text == "ON"),
+            "progress" => self.progress = text.parse().ok().filter(|p| *p <= 100),
+            "last_event" => self.restore_identity(text),
+            _ => {}
+        }
+    }
+
+    fn restore_identity(&mut self, json: &str) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+            return;
+        };
+        let text = |k: &str| v.get(k).and_then(|s| s.as_str()).map(str::to_owned);
+        if let Some(id) = text("printer_id") {
+            self.printer_id = id;
+        }
+        self.name = text("printer_name").or(self.name.take());
+        self.print_id = text("print_id");
+        self.quickview_url = text("quickview_url").or(self.quickview_url.take());
+        self.source = match text("source").as_deref() {
+            Some("octoeverywhere") => Some(Source::OctoEverywhere),
+            Some("octoprint") => Some(Source::OctoPrint),
+            _ => self.source,
+        };
+    }
+}
+
+/// Millimetres as plain text, without float noise: `0.3`, `12`, `-0.05`.
+pub fn format_mm(z: f64) -> String {
+    let rounded = (z * 10_000.0).round() / 10_000.0;
+    if rounded == 0.0 {
+        "0".to_owned()
+    } else {
+        rounded.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Reception;
+    use time::macros::datetime;
+    use ulid::Ulid;
+
+    fn event(kind: EventKind) -> Event {
+        let rx = Reception {
+            at: datetime!(2026-11-23 10:00:00 UTC),
+            id: Ulid::nil(),
+        };
+        Event::new(kind, Source::OctoEverywhere, "p".into(), rx)
+    }
+
+    fn text(changes: &[Change]) -> Vec<(&'static str, String)> {
+        changes
+            .iter()
+            .map(|c| {
+                (
+                    c.field.leaf(),
+                    String::from_utf8_lossy(&c.payload).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn progress_event_publishes_what_it_carries() {
+        let mut s = PrinterState::default();
+        let mut e = event(EventKind::Progress);
+        e.progress = Some(50);
+        e.set_time_remaining(Some(600));
+        e.file = Some("benchy.gcode".into());
+        e.z = Some(0.30000000000000004);
+        assert_eq!(
+            text(&s.apply(&e)),
+            vec![
+                ("state", "printing".into()),
+                ("progress", "50".into()),
+                ("time_remaining", "600".into()),
+                ("eta", "2026-11-23T10:10:00Z".into()),
+                ("file", "benchy.gcode".into()),
+                ("z", "0.3".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn leaving_an_active_state_clears_time_and_eta() {
+        let mut s = PrinterState::default();
+        let mut e = event(EventKind::Error);
+        e.set_time_remaining(Some(3101));
+        e.error = Some("Thermal Runaway".into());
+        assert_eq!(
+            text(&s.apply(&e)),
+            vec![
+                ("state", "error".into()),
+                ("problem", "ON".into()),
+                ("time_remaining", "0".into()),
+                ("eta", "".into()),
+                ("error", "Thermal Runaway".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn complete_means_one_hundred_percent() {
+        let mut s = PrinterState::default();
+        let mut e = event(EventKind::Complete);
+        e.progress = Some(99);
+        let c = text(&s.apply(&e));
+        assert!(c.contains(&("progress", "100".into())));
+        assert_eq!(s.status, Some(Status::Complete));
+    }
+
+    #[test]
+    fn cancel_does_not_raise_problem_and_resume_clears_it() {
+        let mut s = PrinterState::default();
+        s.apply(&event(EventKind::FailureWarning));
+        assert_eq!(s.problem, Some(true));
+        assert_eq!(s.status, None, "a warning leaves the state alone");
+        let c = s.apply(&event(EventKind::Cancelled));
+        assert_eq!(s.status, Some(Status::Cancelled));
+        assert!(!c.iter().any(|c| c.field == Field::Problem));
+        s.apply(&event(EventKind::Resumed));
+        assert_eq!(s.problem, Some(false));
+    }
+
+    #[test]
+    fn tests_and_unknown_events_change_nothing() {
+        let mut s = PrinterState::default();
+        s.apply(&event(EventKind::Paused));
+        for kind in [EventKind::Test, EventKind::Unknown] {
+            let mut e = event(kind);
+            e.progress = Some(5);
+            e.printer_name = Some("Renamed".into());
+            assert!(s.apply(&e).is_empty());
+        }
+        assert_eq!(s.status, Some(Status::Paused));
+        assert_eq!(s.name.as_deref(), Some("Renamed"));
+    }
+
+    #[test]
+    fn repeated_milestones_never_go_backwards() {
+        let mut s = PrinterState::default();
+        let at = |p: u8, kind| {
+            let mut e = event(kind);
+            e.progress = Some(p);
+            e
+        };
+        s.apply(&at(0, EventKind::Started));
+        s.apply(&at(50, EventKind::Progress));
+        assert!(
+            text(&s.apply(&at(40, EventKind::Progress)))
+                .iter()
+                .all(|(l, _)| *l != "progress")
+        );
+        assert_eq!(s.progress, Some(50));
+        s.apply(&at(0, EventKind::Started));
+        assert_eq!(s.progress, Some(0), "a new print starts over");
+    }
+
+    #[test]
+    fn restore_reads_back_published_values() {
+        let mut s = PrinterState::default();
+        s.restore("state", b"paused");
+        s.restore("problem", b"ON");
+        s.restore("progress", b"38");
+        s.restore(
+            "last_event",
+            br#"{"event":"paused","source":"octoeverywhere","printer_id":"ID","printer_name":"Ender","print_id":"x"}"#,
+        );
+        assert_eq!(s.status, Some(Status::Paused));
+        assert_eq!(s.problem, Some(true));
+        assert_eq!(s.progress, Some(38));
+        assert_eq!(s.printer_id, "ID");
+        assert_eq!(s.print_id.as_deref(), Some("x"));
+        s.restore("state", b"bogus");
+        assert_eq!(s.status, None);
+    }
+
+    #[test]
+    fn millimetres_without_float_noise() {
+        assert_eq!(format_mm(0.2), "0.2");
+        assert_eq!(format_mm(12.0), "12");
+        assert_eq!(format_mm(-0.0), "0");
+        assert_eq!(format_mm(0.1 + 0.2), "0.3");
+    }
+}
