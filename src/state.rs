@@ -133,8 +133,13 @@ impl PrinterState {
             event.progress
         };
         if let Some(p) = progress {
-            // A repeated or late milestone never moves progress backwards.
-            let backwards = was_active && !new_print && self.progress.is_some_and(|old| p < old);
+            // OctoPrint-Webhooks milestones can repeat or arrive late: within
+            // a print they never move progress backwards. OctoEverywhere
+            // reports measured progress, published as sent.
+            let backwards = event.source == Source::OctoPrint
+                && was_active
+                && !new_print
+                && self.progress.is_some_and(|old| p < old);
             if !backwards {
                 self.progress = Some(p);
                 changes.push(Change::text(Field::Progress, p.to_string()));
@@ -329,6 +334,7 @@ mod tests {
         let mut s = PrinterState::default();
         let at = |p: u8, kind| {
             let mut e = event(kind);
+            e.source = Source::OctoPrint;
             e.progress = Some(p);
             e
         };
@@ -342,6 +348,16 @@ mod tests {
         assert_eq!(s.progress, Some(50));
         s.apply(&at(0, EventKind::Started));
         assert_eq!(s.progress, Some(0), "a new print starts over");
+    }
+
+    #[test]
+    fn octoeverywhere_progress_is_published_as_sent() {
+        let mut s = PrinterState::default();
+        let mut e = event(EventKind::Progress);
+        e.progress = Some(63);
+        s.apply(&e);
+        e.progress = Some(50);
+        assert!(text(&s.apply(&e)).contains(&("progress", "50".into())));
     }
 
     #[test]

@@ -1,0 +1,326 @@
+//! Test harness: a real Mosquitto per test on a free loopback port, a real
+//! MQTT subscriber, an HTTP client, and the bridge started in-process.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use print2mqtt::config::{Config, Secret};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc;
+
+/// How long any condition in a test may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().unwrap().port()
+}
+
+/// Polls `cond` until it holds or [`TIMEOUT`] passes.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A Mosquitto broker on 127.0.0.1, killed on drop.
+pub struct Mosquitto {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Mosquitto {
+            port,
+            dir,
+            child: None,
+        };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let conf = self.dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n",
+                self.port
+            ),
+        )
+        .unwrap();
+        let child = Command::new(mosquitto_bin())
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto must be installed (scripts/test.sh installs it)");
+        self.child = Some(child);
+        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        wait_until("mosquitto to listen", || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
+        });
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the broker (its retained messages are lost: persistence is off).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn mosquitto_bin() -> PathBuf {
+    for p in ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    "mosquitto".into()
+}
+
+/// One received MQTT message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Msg {
+    pub topic: String,
+    pub payload: Bytes,
+    pub retain: bool,
+}
+
+impl Msg {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.payload).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.payload).expect("JSON payload")
+    }
+
+    /// The last topic level.
+    pub fn leaf(&self) -> &str {
+        self.topic.rsplit('/').next().unwrap()
+    }
+}
+
+/// A real MQTT client subscribed to a filter, collecting what arrives.
+pub struct Subscriber {
+    rx: mpsc::UnboundedReceiver<Msg>,
+    client: AsyncClient,
+    marker: String,
+}
+
+impl Subscriber {
+    /// Connects and subscribes; returns once the subscription is active,
+    /// with the retained messages it got on subscribing already consumed.
+    pub async fn new(port: u16, filter: &str) -> Subscriber {
+        let mut s = Subscriber::new_raw(port, filter).await;
+        s.sync().await;
+        s
+    }
+
+    /// Publishes a marker and returns everything received before it: all
+    /// retained messages after a fresh subscribe, or all live ones so far.
+    pub async fn sync(&mut self) -> Vec<Msg> {
+        self.client
+            .publish(&self.marker, QoS::AtLeastOnce, false, "sync")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        loop {
+            let m = self.next().await;
+            if m.topic == self.marker {
+                return out;
+            }
+            out.push(m);
+        }
+    }
+
+    /// The next message, failing the test after [`TIMEOUT`].
+    pub async fn next(&mut self) -> Msg {
+        tokio::time::timeout(TIMEOUT, self.rx.recv())
+            .await
+            .expect("an MQTT message in time")
+            .expect("subscriber alive")
+    }
+
+    /// Collects messages up to and including the first on a topic ending in
+    /// `/<leaf>`.
+    pub async fn until_leaf(&mut self, leaf: &str) -> Vec<Msg> {
+        let mut out = Vec::new();
+        loop {
+            let m = self.next().await;
+            let done = m.leaf() == leaf && m.topic != self.marker;
+            out.push(m);
+            if done {
+                return out;
+            }
+        }
+    }
+
+    /// Waits for a message on exactly `topic`.
+    pub async fn until_topic(&mut self, topic: &str) -> Msg {
+        loop {
+            let m = self.next().await;
+            if m.topic == topic {
+                return m;
+            }
+        }
+    }
+}
+
+/// Every retained message under `filter`, as topic → message.
+pub async fn retained(port: u16, filter: &str) -> BTreeMap<String, Msg> {
+    let mut s = Subscriber::new_raw(port, filter).await;
+    let msgs = s.sync().await;
+    msgs.into_iter().map(|m| (m.topic.clone(), m)).collect()
+}
+
+impl Subscriber {
+    /// Subscribes to `filter` and a marker topic of its own in one request.
+    async fn new_raw(port: u16, filter: &str) -> Subscriber {
+        let id = format!("snap-{}", ulid::Ulid::generate());
+        let mut o = MqttOptions::new(&id, "127.0.0.1", port);
+        o.set_max_packet_size(64 << 20, 64 << 20);
+        let (client, mut eventloop) = AsyncClient::new(o, 1000);
+        let marker = format!("test-marker/{id}");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let c = client.clone();
+        let (filter, mk) = (filter.to_owned(), marker.clone());
+        tokio::spawn(async move {
+            let mut ready = Some(ready_tx);
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        c.subscribe_many([
+                            rumqttc::SubscribeFilter::new(filter.clone(), QoS::AtLeastOnce),
+                            rumqttc::SubscribeFilter::new(mk.clone(), QoS::AtLeastOnce),
+                        ])
+                        .await
+                        .unwrap();
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let _ = tx.send(Msg {
+                            topic: p.topic,
+                            payload: p.payload,
+                            retain: p.retain,
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        tokio::time::timeout(TIMEOUT, ready_rx)
+            .await
+            .expect("subscribe in time")
+            .unwrap();
+        Subscriber { rx, client, marker }
+    }
+}
+
+/// A config for tests: HTTP on a free loopback port, the given broker, a
+/// secret, no config file involved.
+pub fn config(broker_url: &str, secret: &str) -> Config {
+    let mut c = Config::default();
+    c.http.listen = "127.0.0.1:0".parse().unwrap();
+    c.mqtt.url = broker_url.to_owned();
+    c.mqtt.client_id = format!("print2mqtt-test-{}", ulid::Ulid::generate());
+    c.auth.secret = Secret::new(secret);
+    c
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("JSON answer: {}", self.body))
+    }
+}
+
+/// Sends one HTTP/1.1 request and returns status and body.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Answer {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = send
+        .send_request(req.body(Full::new(body.into())).unwrap())
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// POSTs a JSON body to `path`.
+pub async fn post_json(addr: SocketAddr, path: &str, body: impl Into<Bytes>) -> Answer {
+    request(addr, "POST", path, &[("content-type", "application/json")], body).await
+}
+
+/// A fixture file's bytes.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The OctoEverywhere sample printer's slug.
+pub const OE_SLUG: &str = "5kl9f8yylbeg1rhdsv3ucdrd4pm4hu0z7x0zd867qttidvz5ora1368tlm42";
+/// The secret in every OctoEverywhere sample.
+pub const OE_SECRET: &str = "my-webhook-secret";
