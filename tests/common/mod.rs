@@ -311,12 +311,21 @@ pub async fn request(
 
 /// POSTs a JSON body to `path`.
 pub async fn post_json(addr: SocketAddr, path: &str, body: impl Into<Bytes>) -> Answer {
-    request(addr, "POST", path, &[("content-type", "application/json")], body).await
+    request(
+        addr,
+        "POST",
+        path,
+        &[("content-type", "application/json")],
+        body,
+    )
+    .await
 }
 
 /// A fixture file's bytes.
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -324,3 +333,19 @@ pub fn fixture(name: &str) -> Vec<u8> {
 pub const OE_SLUG: &str = "5kl9f8yylbeg1rhdsv3ucdrd4pm4hu0z7x0zd867qttidvz5ora1368tlm42";
 /// The secret in every OctoEverywhere sample.
 pub const OE_SECRET: &str = "my-webhook-secret";
+
+/// Waits until the retained message on `topic` is `value`.
+pub async fn wait_retained(port: u16, topic: &str, value: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let snapshot = retained(port, topic).await;
+        if snapshot.get(topic).is_some_and(|m| m.text() == value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic} never became {value:?}: {snapshot:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

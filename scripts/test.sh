@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The project's test command: README's quick start names it and CI runs it
+# through .ci/run. Installs Mosquitto from Debian's packages when it is not
+# installed (the integration tests start their own on free loopback ports),
+# then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+  echo "scripts/test.sh: installing Mosquitto from Debian's packages for the integration tests"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    mosquitto mosquitto-clients >/dev/null
+fi
+
+cargo test "$@"
