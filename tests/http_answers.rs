@@ -27,7 +27,16 @@ async fn rejected_requests_get_their_status_and_publish_nothing() {
         r#"{{"PrinterId":"p","EventType":6,"x":"{}"}}"#,
         "a".repeat(1_100_000)
     );
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    // (what, path, headers, body, expected status, text in the error message)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        Vec<u8>,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "wrong secret",
             "/webhook",
