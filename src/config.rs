@@ -443,14 +443,15 @@ impl Config {
 /// The layered providers: defaults come from the `Default` impls.
 fn figment(sources: &Sources) -> Result<Figment, ConfigErrors> {
     let mut figment = Figment::new();
-    let explicit = sources
-        .file
-        .clone()
-        .or_else(|| std::env::var_os(format!("{ENV_PREFIX}CONFIG")).map(PathBuf::from));
+    let from_env = || std::env::var_os(format!("{ENV_PREFIX}CONFIG")).map(PathBuf::from);
+    let (explicit, named_by) = match sources.file.clone() {
+        Some(path) => (Some(path), "--config".to_owned()),
+        None => (from_env(), format!("{ENV_PREFIX}CONFIG")),
+    };
     match explicit {
         Some(path) if !path.is_file() => {
             return Err(ConfigErrors(vec![ConfigError {
-                key: "--config".into(),
+                key: named_by,
                 source: String::new(),
                 problem: format!("config file {} not found", path.display()),
             }]));

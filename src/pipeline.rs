@@ -49,6 +49,11 @@ impl Printers {
         for (slug, state) in &self.states {
             self.slugs.restore(slug, &state.printer_id);
         }
+        // A printer now published under another slug (an alias was added)
+        // is not restored under its old one.
+        let slugs = &self.slugs;
+        self.states
+            .retain(|slug, s| slugs.get(&s.printer_id) == Some(slug.as_str()));
     }
 
     /// Applies one event and returns its messages.

@@ -116,5 +116,10 @@ fn admin_allowed(shared: &Shared, peer: SocketAddr, req: &Request<Incoming>) -> 
         .and_then(|v| v.to_str().ok())
         .and_then(auth::bearer);
     let presented: Vec<&str> = bearer.into_iter().collect();
-    auth::check(token, &presented, &[peer.ip()]).is_ok()
+    auth::check(
+        token,
+        &presented,
+        &webhook::senders(peer.ip(), req.headers()),
+    )
+    .is_ok()
 }

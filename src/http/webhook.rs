@@ -142,7 +142,7 @@ fn header_text(headers: &http::HeaderMap, name: &str) -> Option<String> {
 
 /// The peer and every address a proxy says it forwarded for. An entry that
 /// is not an address counts as a public sender.
-fn senders(peer: IpAddr, headers: &http::HeaderMap) -> Vec<IpAddr> {
+pub fn senders(peer: IpAddr, headers: &http::HeaderMap) -> Vec<IpAddr> {
     let unknown = IpAddr::from([192, 0, 2, 0]);
     let mut out = vec![peer];
     for name in ["x-forwarded-for", "x-real-ip"] {
