@@ -1,6 +1,7 @@
-//! Wiring: starts the broker connection (or the embedded broker), restores
-//! state, starts the pipeline and the HTTP listener, and owns the shutdown
-//! order — stop accepting, drain, publish `offline`, disconnect.
+//! Wiring: opens the outbox, starts the broker connection (or the embedded
+//! broker), restores state, starts the pipeline and the HTTP listener, and
+//! owns the shutdown order — stop accepting, drain, publish `offline`,
+//! disconnect.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,10 +15,11 @@ use ulid::Ulid;
 
 use crate::config::Config;
 use crate::http::{self, Shared};
-use crate::mqtt::publisher::{Health, Publisher};
+use crate::mqtt::publisher::{Health, Publisher, Setup};
 use crate::mqtt::topics::Topics;
 use crate::mqtt::{self, BrokerUrl, Role, embedded, restore};
-use crate::pipeline::{Pipeline, Printers};
+use crate::outbox::Outbox;
+use crate::pipeline::{Pipeline, Printers, retained_of};
 use crate::slug::Slugs;
 
 /// How long start-up waits for the broker's retained state.
@@ -57,6 +59,18 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     let started = Instant::now();
     let config = Arc::new(config);
     let topics = Topics::new(&config.mqtt.base_topic);
+    let storage = config.storage.clone();
+    let (outbox, pending) =
+        tokio::task::spawn_blocking(move || Outbox::open(&storage.data_dir, storage.max_events))
+            .await??;
+    if !pending.is_empty() {
+        info!(
+            records = pending.len(),
+            "Outbox holds webhooks from the last run; delivering them first"
+        );
+    }
+    let next_seq = pending.last().map_or(0, |r| r.seq + 1);
+
     let url = match BrokerUrl::parse(&config.mqtt.url).map_err(anyhow::Error::msg)? {
         Some(url) => url,
         None => {
@@ -76,22 +90,26 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     let reader_id = format!("{}-restore-{}", config.mqtt.client_id, Ulid::generate());
     let reader = mqtt::options(&config, &url, &reader_id, Role::Reader)?;
     match restore::read_retained(reader, &topics, RESTORE_TIMEOUT).await {
-        Ok(retained) => {
-            printers.restore(&topics, &retained);
-            info!(
-                printers = printers.states.len(),
-                "Restored printer state from the broker"
-            );
-        }
+        Ok(retained) => printers.restore(&topics, retained.iter().map(|(t, p)| (t.as_str(), p))),
         Err(e) => {
             warn!(error = %e, "Could not read retained state from the broker; starting without it")
         }
     }
+    // Undelivered records are what the broker will hold once delivered.
+    printers.restore(&topics, retained_of(&pending));
+    info!(printers = printers.states.len(), "Restored printer state");
 
     let options = mqtt::options(&config, &url, &config.mqtt.client_id, Role::Bridge)?;
-    let (publisher, running) = Publisher::start(options, topics.clone());
+    let (publisher, running) = Publisher::start(Setup {
+        options,
+        topics: topics.clone(),
+        outbox: outbox.clone(),
+        pending,
+        subscriptions: Vec::new(),
+        incoming: None,
+    });
     let health = publisher.health();
-    let pipeline = Pipeline::start(printers, topics, publisher);
+    let pipeline = Pipeline::start(printers, topics, outbox.clone(), next_seq, publisher);
 
     let listener = http::bind(config.http.listen)
         .await
@@ -104,6 +122,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         config,
         pipeline,
         health: health.clone(),
+        outbox,
         started,
     });
     let stop = shutdown.clone();

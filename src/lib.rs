@@ -10,8 +10,10 @@
 //! - [`event`]: the normalized event, free of vendor types.
 //! - [`slug`]: printer ids to safe topic levels.
 //! - [`state`]: per-printer state; `apply(event) -> changes`, pure.
-//! - [`pipeline`]: the single writer from accepted events to the publisher.
-//! - [`mqtt`]: topic names, message rendering, publisher, restore, embedded broker.
+//! - [`pipeline`]: the single writer from accepted events to the outbox.
+//! - [`outbox`]: the durable store of accepted, undelivered messages (redb).
+//! - [`mqtt`]: topic names, message rendering, delivery bookkeeping,
+//!   publisher, restore, embedded broker.
 //! - [`app`]: wiring and shutdown order.
 
 pub mod app;
@@ -21,6 +23,7 @@ pub mod event;
 pub mod http;
 pub mod ingest;
 pub mod mqtt;
+pub mod outbox;
 pub mod pipeline;
 pub mod slug;
 pub mod state;

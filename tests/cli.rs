@@ -2,8 +2,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Instant;
+use std::process::{Command, Output, Stdio};
 
 use common::*;
 
@@ -78,68 +77,11 @@ fn help_and_version() {
     );
 }
 
-/// A running bridge process, killed if the test fails.
-struct Running {
-    child: Child,
-    http: u16,
-}
-
-impl Running {
-    fn start(broker: &Mosquitto) -> Running {
-        let http = free_port();
-        let child = bin()
-            .env("PRINT2MQTT_HTTP__LISTEN", format!("127.0.0.1:{http}"))
-            .env("PRINT2MQTT_MQTT__URL", broker.url())
-            .env(
-                "PRINT2MQTT_MQTT__CLIENT_ID",
-                format!("cli-{}", ulid::Ulid::generate()),
-            )
-            .env("PRINT2MQTT_AUTH__SECRET", SECRET)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let addr = ([127, 0, 0, 1], http).into();
-        wait_until("the bridge to listen", || {
-            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100))
-                .is_ok()
-        });
-        Running { child, http }
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait(mut self) -> Output {
-        let deadline = Instant::now() + TIMEOUT;
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "bridge did not exit");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        let child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
-        child.wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_publishes_offline_and_exits_cleanly_without_logging_secrets() {
     let broker = Mosquitto::start();
     let mut state = Subscriber::new(broker.port, "print2mqtt/bridge/state").await;
-    let bridge = Running::start(&broker);
+    let bridge = Process::start(&broker.url(), &data_dir());
     assert_eq!(state.next().await.text(), "online");
     let addr = ([127, 0, 0, 1], bridge.http).into();
     let body = format!(r#"{{"PrinterId":"p","SecretKey":"{SECRET}","EventType":2}}"#);
@@ -156,7 +98,7 @@ async fn sigterm_publishes_offline_and_exits_cleanly_without_logging_secrets() {
     assert!(out.status.success(), "exit {:?}", out.status);
     assert_eq!(state.next().await.text(), "offline");
     wait_retained(broker.port, "print2mqtt/p/state", "complete").await;
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = &out.log;
     assert!(
         log.contains("Webhook accepted") && log.contains("event=complete"),
         "{log}"
@@ -172,7 +114,7 @@ async fn sigterm_publishes_offline_and_exits_cleanly_without_logging_secrets() {
 async fn a_killed_bridge_goes_offline_through_its_last_will() {
     let broker = Mosquitto::start();
     let mut state = Subscriber::new(broker.port, "print2mqtt/bridge/state").await;
-    let bridge = Running::start(&broker);
+    let bridge = Process::start(&broker.url(), &data_dir());
     assert_eq!(state.next().await.text(), "online");
     bridge.signal("-KILL");
     bridge.wait();

@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 
 use crate::config::Config;
 use crate::mqtt::publisher::Health;
+use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
 
 /// Request headers up to this size are accepted (never a 431 below it:
@@ -40,6 +41,7 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub pipeline: Pipeline,
     pub health: Health,
+    pub outbox: Outbox,
     pub started: Instant,
 }
 

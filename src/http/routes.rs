@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
@@ -70,16 +71,32 @@ pub async fn route(
     })
 }
 
+/// Ready: broker connected and outbox below its bound.
 fn readyz(shared: &Shared) -> Reply {
     let connected = shared.health.is_connected();
-    let status = if connected {
+    let (depth, max) = (shared.outbox.depth(), shared.outbox.max_events());
+    let oldest = shared
+        .health
+        .stats()
+        .oldest_accepted_ms
+        .load(Ordering::Relaxed);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let oldest_age_secs = (oldest > 0).then(|| now_ms.saturating_sub(oldest) / 1000);
+    let status = if connected && depth < max {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     reply::json(
         status,
-        &json!({ "broker": if connected { "connected" } else { "disconnected" } }),
+        &json!({
+            "broker": if connected { "connected" } else { "disconnected" },
+            "outbox_depth": depth,
+            "max_events": max,
+            "oldest_age_secs": oldest_age_secs,
+        }),
     )
 }
 

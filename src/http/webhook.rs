@@ -113,6 +113,7 @@ pub async fn handle(
         return reply::json(StatusCode::OK, &json!({ "status": "filtered" }));
     }
     let id = event.id;
+    let printer = event.printer_id.clone();
     match shared.pipeline.submit(event).await {
         Ok(slug) => {
             info!(printer = %slug, event = %kind, dialect = dialect.name(), status = 200, "Webhook accepted");
@@ -121,7 +122,10 @@ pub async fn handle(
                 &json!({ "status": "accepted", "id": id.to_string(), "printer": slug }),
             )
         }
-        Err(e) => rejected(peer, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => {
+            warn!(%peer, printer = %slugify(&printer), event = %kind, "Webhook refused: {e}");
+            reply::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
     }
 }
 

@@ -1,6 +1,8 @@
-//! Everything that speaks MQTT: topic names, message rendering, the
-//! publisher task over rumqttc, state restore and the embedded broker.
+//! Everything that speaks MQTT: topic names, message rendering, delivery
+//! bookkeeping, the publisher task over rumqttc, state restore and the
+//! embedded broker.
 
+pub mod delivery;
 pub mod embedded;
 pub mod messages;
 pub mod publisher;

@@ -1,26 +1,40 @@
-//! The publisher: one rumqttc connection, its event loop polled in its own
-//! task, `online`/`offline` on the bridge state topic, reconnect with backoff.
-//! `publish().await` only queues; PUBACKs are counted as they arrive.
+//! The publisher: drains outbox records to the broker at QoS 1 over one
+//! rumqttc connection and deletes a record only once the broker acknowledged
+//! every message of it. One task owns the event loop (its `poll()` future is
+//! never dropped mid-flight) and is the only one that publishes, so packet
+//! ids map to records without races. `online` on every connect, `offline` as
+//! last will and at shutdown; reconnects with capped exponential backoff.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use redb::Durability;
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
+};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
-use super::messages::Message;
+use super::delivery::Delivery;
 use super::topics::Topics;
+use crate::outbox::{Outbox, Record};
 
-/// Requests rumqttc buffers between the publisher and its event loop.
-const CLIENT_CAPACITY: usize = 1024;
+/// Publish requests in flight at once (our window; rumqttc's own inflight
+/// limit paces the wire below it).
+const WINDOW: usize = 1000;
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Delivered records deleted per store transaction at most.
+const DELETE_BATCH: usize = 512;
+/// Time to publish `offline` and disconnect once the grace period is over.
+const GOODBYE: Duration = Duration::from_secs(2);
 
-/// Counters other parts of the bridge read (status, readiness).
+/// Counters and gauges other parts of the bridge read.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Messages handed to the client.
@@ -29,14 +43,8 @@ pub struct Stats {
     pub acked: AtomicU64,
     /// Successful connections after the first.
     pub reconnects: AtomicU64,
-}
-
-/// The sending side: cheap to clone, never blocks.
-#[derive(Debug, Clone)]
-pub struct Publisher {
-    queue: mpsc::UnboundedSender<Vec<Message>>,
-    connected: watch::Receiver<bool>,
-    stats: Arc<Stats>,
+    /// When the oldest undelivered record was accepted (ms since the epoch; 0: none).
+    pub oldest_accepted_ms: AtomicU64,
 }
 
 /// A read-only view of the connection, for readiness and status.
@@ -55,7 +63,7 @@ impl Health {
     /// Waits until the connection is up.
     pub async fn wait_connected(&self) {
         let mut rx = self.connected.clone();
-        // Err only if the event loop task ended; then there is nothing to wait for.
+        // Err only if the publisher task ended; then there is nothing to wait for.
         let _ = rx.wait_for(|c| *c).await;
     }
 
@@ -65,167 +73,319 @@ impl Health {
     }
 }
 
-/// The running tasks, to be finished at shutdown.
+/// The sending side, held by the pipeline: hands over committed records.
+#[derive(Debug)]
+pub struct Publisher {
+    records: mpsc::UnboundedSender<Vec<Record>>,
+    health: Health,
+}
+
+/// The running task, to be finished at shutdown.
 #[derive(Debug)]
 pub struct Running {
-    sender: JoinHandle<()>,
-    events: JoinHandle<()>,
-    stop: CancellationToken,
+    task: JoinHandle<()>,
+    give_up: CancellationToken,
+}
+
+/// What the publisher needs besides the records.
+pub struct Setup {
+    pub options: MqttOptions,
+    pub topics: Topics,
+    pub outbox: Outbox,
+    /// Records left from an earlier run, oldest first.
+    pub pending: Vec<Record>,
+    /// Filters subscribed on every connect; their messages go to `incoming`.
+    pub subscriptions: Vec<String>,
+    pub incoming: Option<mpsc::UnboundedSender<Publish>>,
 }
 
 impl Publisher {
-    /// Connects (in the background) and starts publishing.
-    pub fn start(options: MqttOptions, topics: Topics) -> (Publisher, Running) {
-        let (client, eventloop) = AsyncClient::new(options, CLIENT_CAPACITY);
-        let (queue, rx) = mpsc::unbounded_channel();
+    /// Starts the publisher task; it connects in the background.
+    pub fn start(setup: Setup) -> (Publisher, Running) {
+        let (client, eventloop) = AsyncClient::new(setup.options.clone(), WINDOW + 64);
+        let (tx, rx) = mpsc::unbounded_channel();
         let (connected_tx, connected) = watch::channel(false);
         let stats = Arc::new(Stats::default());
-        let stop = CancellationToken::new();
-        let events = tokio::spawn(poll_events(
-            eventloop,
-            client.clone(),
-            topics.clone(),
-            connected_tx,
-            stats.clone(),
-            stop.clone(),
-        ));
-        let sender = tokio::spawn(send_queued(client, rx, topics, stats.clone()));
+        let give_up = CancellationToken::new();
+        let mut delivery = Delivery::default();
+        for record in setup.pending.iter().cloned() {
+            delivery.push(record);
+        }
+        let task = Task {
+            client,
+            topics: setup.topics,
+            outbox: setup.outbox,
+            subscriptions: setup.subscriptions,
+            incoming: setup.incoming,
+            delivery,
+            connected: connected_tx,
+            stats: stats.clone(),
+            to_delete: Vec::new(),
+            deleting: None,
+            saying_goodbye: false,
+        };
+        let handle = tokio::spawn(task.run(eventloop, rx, give_up.clone()));
         let publisher = Publisher {
-            queue,
-            connected,
-            stats,
+            records: tx,
+            health: Health { connected, stats },
         };
-        let running = Running {
-            sender,
-            events,
-            stop,
-        };
-        (publisher, running)
+        (
+            publisher,
+            Running {
+                task: handle,
+                give_up,
+            },
+        )
     }
 
-    /// Queues the messages of one webhook, in order.
-    pub fn send(&self, messages: Vec<Message>) {
-        // Fails only after shutdown began, when nothing more is accepted.
-        let _ = self.queue.send(messages);
+    /// Queues committed records for delivery, in order. Never blocks.
+    pub fn send(&self, records: Vec<Record>) {
+        // Fails only after the task ended, at shutdown; the records stay in
+        // the outbox for the next start.
+        let _ = self.records.send(records);
     }
 
     /// A view of the connection that does not keep the publisher alive.
     pub fn health(&self) -> Health {
-        Health {
-            connected: self.connected.clone(),
-            stats: self.stats.clone(),
-        }
+        self.health.clone()
     }
 }
 
 impl Running {
-    /// After every [`Publisher`] is dropped: sends what is queued, publishes
-    /// `offline` and disconnects, giving up after `grace`.
+    /// After the [`Publisher`] is dropped: delivers what the broker takes
+    /// within `grace`, leaves the rest in the outbox, publishes `offline`
+    /// and disconnects.
     pub async fn finish(self, grace: Duration) {
-        let Running {
-            sender,
-            mut events,
-            stop,
-        } = self;
-        let drained = tokio::time::timeout(grace, async {
-            let _ = sender.await;
-            let _ = (&mut events).await;
-        })
-        .await;
-        if drained.is_err() {
+        let Running { mut task, give_up } = self;
+        if tokio::time::timeout(grace, &mut task).await.is_err() {
             warn!(
                 grace_secs = grace.as_secs(),
-                "Broker did not take every message before shutdown"
+                "Broker did not take every message before shutdown; the rest stays in the outbox for the next start"
             );
-            stop.cancel();
-            let _ = events.await;
-        }
-    }
-}
-
-async fn send_queued(
-    client: AsyncClient,
-    mut rx: mpsc::UnboundedReceiver<Vec<Message>>,
-    topics: Topics,
-    stats: Arc<Stats>,
-) {
-    while let Some(batch) = rx.recv().await {
-        for m in batch {
-            if client
-                .publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
-                .await
-                .is_err()
-            {
-                return;
+            give_up.cancel();
+            if tokio::time::timeout(GOODBYE * 2, &mut task).await.is_err() {
+                task.abort();
             }
-            stats.queued.fetch_add(1, Ordering::Relaxed);
         }
     }
-    let _ = client
-        .publish(topics.bridge_state(), QoS::AtLeastOnce, true, "offline")
-        .await;
-    let _ = client.disconnect().await;
 }
 
-async fn poll_events(
-    mut eventloop: EventLoop,
+type Polled = (EventLoop, Result<Event, ConnectionError>);
+
+/// One `poll()` that owns the event loop, so the future can be kept across
+/// `select!` turns instead of being dropped half-way.
+fn poll(mut eventloop: EventLoop, delay: Duration) -> Pin<Box<dyn Future<Output = Polled> + Send>> {
+    Box::pin(async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let event = eventloop.poll().await;
+        (eventloop, event)
+    })
+}
+
+struct Task {
     client: AsyncClient,
     topics: Topics,
+    outbox: Outbox,
+    subscriptions: Vec<String>,
+    incoming: Option<mpsc::UnboundedSender<Publish>>,
+    delivery: Delivery,
     connected: watch::Sender<bool>,
     stats: Arc<Stats>,
-    stop: CancellationToken,
-) {
-    let mut backoff = BACKOFF_MIN;
-    let mut ever_connected = false;
-    let mut failures = 0u32;
-    loop {
-        let event = tokio::select! {
-            event = eventloop.poll() => event,
-            () = stop.cancelled() => return,
-        };
-        match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                info!("Connected to MQTT broker");
-                connected.send_replace(true);
-                if ever_connected {
-                    stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                }
-                ever_connected = true;
-                backoff = BACKOFF_MIN;
-                failures = 0;
-                // Queued behind whatever waits; never awaited here, where
-                // awaiting a full request channel would deadlock the loop.
-                let client = client.clone();
-                let topic = topics.bridge_state();
-                tokio::spawn(async move {
-                    let _ = client
-                        .publish(topic, QoS::AtLeastOnce, true, "online")
-                        .await;
-                });
+    to_delete: Vec<u64>,
+    deleting: Option<JoinHandle<()>>,
+    saying_goodbye: bool,
+}
+
+impl Task {
+    async fn run(
+        mut self,
+        eventloop: EventLoop,
+        mut rx: mpsc::UnboundedReceiver<Vec<Record>>,
+        give_up: CancellationToken,
+    ) {
+        let mut polling = poll(eventloop, Duration::ZERO);
+        let mut backoff = BACKOFF_MIN;
+        let mut failures = 0u32;
+        let mut ever_connected = false;
+        let mut closing = false;
+        let mut goodbye_deadline = None;
+        loop {
+            self.fill_window();
+            self.update_oldest();
+            self.flush_deletes(false);
+            let done = closing && self.delivery.is_idle();
+            if (done || goodbye_deadline.is_some()) && !self.saying_goodbye {
+                self.say_goodbye();
             }
-            Ok(Event::Incoming(Packet::PubAck(_))) => {
-                stats.acked.fetch_add(1, Ordering::Relaxed);
+            if done && !self.is_connected() {
+                break;
             }
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                debug!("Disconnected from MQTT broker");
-                connected.send_replace(false);
-                return;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                connected.send_replace(false);
-                failures += 1;
-                if failures == 1 {
-                    warn!(error = %e, "MQTT broker unreachable; retrying with backoff, webhooks are still accepted");
-                } else {
-                    debug!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT reconnect failed");
+            let deadline =
+                goodbye_deadline.unwrap_or_else(|| tokio::time::Instant::now() + BACKOFF_MAX * 100);
+            tokio::select! {
+                (eventloop, event) = &mut polling => {
+                    let mut delay = Duration::ZERO;
+                    match event {
+                        Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                            info!(session_resumed = ack.session_present, "Connected to MQTT broker");
+                            if !ack.session_present {
+                                self.delivery.reset();
+                            }
+                            if ever_connected {
+                                self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                            }
+                            ever_connected = true;
+                            backoff = BACKOFF_MIN;
+                            failures = 0;
+                            self.connected.send_replace(true);
+                            self.on_connect();
+                        }
+                        Ok(Event::Outgoing(Outgoing::Publish(pkid))) => self.delivery.sent(pkid),
+                        Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                            self.stats.acked.fetch_add(1, Ordering::Relaxed);
+                            let done = self.delivery.acked(ack.pkid);
+                            if !done.is_empty() {
+                                self.outbox.delivered(done.len() as u64);
+                                self.to_delete.extend(done.iter().map(|r| r.seq));
+                            }
+                        }
+                        Ok(Event::Incoming(Packet::Publish(p))) => {
+                            if let Some(tx) = &self.incoming {
+                                let _ = tx.send(p);
+                            }
+                        }
+                        Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                            debug!("Disconnected from MQTT broker");
+                            self.connected.send_replace(false);
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            self.connected.send_replace(false);
+                            if self.saying_goodbye {
+                                break;
+                            }
+                            failures += 1;
+                            if failures == 1 {
+                                warn!(error = %e, "MQTT broker unreachable; retrying with backoff, webhooks are still accepted into the outbox");
+                            } else {
+                                debug!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT reconnect failed");
+                            }
+                            delay = backoff;
+                            backoff = (backoff * 2).min(BACKOFF_MAX);
+                        }
+                    }
+                    polling = poll(eventloop, delay);
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = stop.cancelled() => return,
+                records = rx.recv(), if !closing => match records {
+                    Some(records) => records.into_iter().for_each(|r| self.delivery.push(r)),
+                    None => closing = true,
+                },
+                () = give_up.cancelled(), if goodbye_deadline.is_none() => {
+                    goodbye_deadline = Some(tokio::time::Instant::now() + GOODBYE);
+                    if !self.is_connected() {
+                        break;
+                    }
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                () = tokio::time::sleep_until(deadline), if goodbye_deadline.is_some() => break,
             }
         }
+        self.connected.send_replace(false);
+        // The last delete is durable, which also persists the earlier ones.
+        if let Some(deleting) = self.deleting.take() {
+            let _ = deleting.await;
+        }
+        self.flush_deletes(true);
+        if let Some(deleting) = self.deleting.take() {
+            let _ = deleting.await;
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    /// Hands messages to the client while connected and the window has room.
+    fn fill_window(&mut self) {
+        if !self.is_connected() || self.saying_goodbye {
+            return;
+        }
+        while self.delivery.outstanding() < WINDOW {
+            let Some(m) = self.delivery.next_message() else {
+                break;
+            };
+            // The client's channel holds more than the window, so this
+            // cannot be full; a closed channel means the loop is ending.
+            if self
+                .client
+                .try_publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
+                .is_err()
+            {
+                break;
+            }
+            self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn on_connect(&mut self) {
+        for filter in &self.subscriptions {
+            let _ = self.client.try_subscribe(filter.clone(), QoS::AtLeastOnce);
+        }
+        self.publish_control("online");
+    }
+
+    fn say_goodbye(&mut self) {
+        self.saying_goodbye = true;
+        if self.is_connected() {
+            self.publish_control("offline");
+            let _ = self.client.try_disconnect();
+        }
+    }
+
+    fn publish_control(&mut self, state: &'static str) {
+        let topic = self.topics.bridge_state();
+        if self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, true, state)
+            .is_ok()
+        {
+            self.delivery.control();
+        }
+    }
+
+    fn update_oldest(&self) {
+        let oldest = self.delivery.oldest_accepted_ms().unwrap_or(0);
+        self.stats
+            .oldest_accepted_ms
+            .store(oldest, Ordering::Relaxed);
+    }
+
+    /// Deletes delivered records in the background, one batch at a time.
+    /// `last` (at shutdown, with no delete running) commits durably even
+    /// when nothing is left, persisting the earlier non-durable deletes.
+    fn flush_deletes(&mut self, last: bool) {
+        let busy = self.deleting.as_ref().is_some_and(|d| !d.is_finished());
+        if !last && (busy || self.to_delete.is_empty()) {
+            return;
+        }
+        let take = if last {
+            self.to_delete.len()
+        } else {
+            self.to_delete.len().min(DELETE_BATCH)
+        };
+        let seqs: Vec<u64> = self.to_delete.drain(..take).collect();
+        let outbox = self.outbox.clone();
+        let durability = if last {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        self.deleting = Some(tokio::task::spawn_blocking(move || {
+            if let Err(e) = outbox.remove(&seqs, durability) {
+                error!(error = %e, "Could not delete delivered records; they will be delivered again after a restart");
+            }
+        }));
     }
 }

@@ -37,6 +37,7 @@ pub struct Mosquitto {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    persistent: bool,
 }
 
 impl Mosquitto {
@@ -45,14 +46,37 @@ impl Mosquitto {
     }
 
     pub fn start_on(port: u16) -> Mosquitto {
+        Self::launch(port, false)
+    }
+
+    /// A broker that keeps sessions and retained messages across a
+    /// [`Mosquitto::restart`].
+    pub fn start_persistent() -> Mosquitto {
+        Self::launch(free_port(), true)
+    }
+
+    fn launch(port: u16, persistent: bool) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         let mut m = Mosquitto {
             port,
             dir,
             child: None,
+            persistent,
         };
         m.spawn();
         m
+    }
+
+    /// Stops the broker gracefully (it saves its state when persistent)
+    /// and starts it again on the same port.
+    pub fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+        self.spawn();
     }
 
     fn spawn(&mut self) {
@@ -60,8 +84,10 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n",
-                self.port
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence {}\npersistence_location {}/\nmax_queued_messages 100000\n",
+                self.port,
+                self.persistent,
+                self.dir.path().display(),
             ),
         )
         .unwrap();
@@ -204,11 +230,25 @@ pub async fn retained(port: u16, filter: &str) -> BTreeMap<String, Msg> {
 }
 
 impl Subscriber {
+    /// A subscriber with a persistent session that reconnects on its own,
+    /// so QoS 1 messages published while the broker restarts still arrive
+    /// (with a persistent broker).
+    pub async fn durable(port: u16, filter: &str, client_id: &str) -> Subscriber {
+        let mut s = Subscriber::connect(port, filter, client_id, false).await;
+        s.sync().await;
+        s
+    }
+
     /// Subscribes to `filter` and a marker topic of its own in one request.
     async fn new_raw(port: u16, filter: &str) -> Subscriber {
         let id = format!("snap-{}", ulid::Ulid::generate());
-        let mut o = MqttOptions::new(&id, "127.0.0.1", port);
+        Subscriber::connect(port, filter, &id, true).await
+    }
+
+    async fn connect(port: u16, filter: &str, id: &str, clean: bool) -> Subscriber {
+        let mut o = MqttOptions::new(id, "127.0.0.1", port);
         o.set_max_packet_size(64 << 20, 64 << 20);
+        o.set_clean_session(clean);
         let (client, mut eventloop) = AsyncClient::new(o, 1000);
         let marker = format!("test-marker/{id}");
         let (tx, rx) = mpsc::unbounded_channel();
@@ -240,7 +280,10 @@ impl Subscriber {
                         });
                     }
                     Ok(_) => {}
-                    Err(_) => return,
+                    // A clean subscriber ends with its broker; a durable one
+                    // reconnects (rumqttc does on the next poll).
+                    Err(_) if clean => return,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 }
             }
         });
@@ -252,10 +295,16 @@ impl Subscriber {
     }
 }
 
+/// A fresh directory for one test's outbox, kept until the process ends.
+pub fn data_dir() -> PathBuf {
+    tempfile::tempdir().unwrap().keep()
+}
+
 /// A config for tests: HTTP on a free loopback port, the given broker, a
-/// secret, no config file involved.
+/// secret, an outbox of its own, no config file involved.
 pub fn config(broker_url: &str, secret: &str) -> Config {
     let mut c = Config::default();
+    c.storage.data_dir = data_dir();
     c.http.listen = "127.0.0.1:0".parse().unwrap();
     c.mqtt.url = broker_url.to_owned();
     c.mqtt.client_id = format!("print2mqtt-test-{}", ulid::Ulid::generate());
@@ -276,13 +325,27 @@ impl Answer {
     }
 }
 
-/// Sends one HTTP/1.1 request and returns status and body.
+/// Sends one HTTP/1.1 request and returns status and body; fails the test
+/// after [`TIMEOUT`].
 pub async fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
+) -> Answer {
+    let body = body.into();
+    tokio::time::timeout(TIMEOUT, send(addr, method, path, headers, body))
+        .await
+        .unwrap_or_else(|_| panic!("no answer to {method} {path} in time"))
+}
+
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
 ) -> Answer {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut send, conn) =
@@ -298,7 +361,7 @@ pub async fn request(
         req = req.header(*k, *v);
     }
     let res = send
-        .send_request(req.body(Full::new(body.into())).unwrap())
+        .send_request(req.body(Full::new(body)).unwrap())
         .await
         .unwrap();
     let status = res.status().as_u16();
@@ -345,6 +408,120 @@ pub async fn wait_retained(port: u16, topic: &str, value: &str) {
         assert!(
             Instant::now() < deadline,
             "{topic} never became {value:?}: {snapshot:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Drops the bridge's own messages (`online`/`offline` arrive whenever the
+/// connection comes up, independent of the webhooks a test sends).
+pub fn printer_only(msgs: Vec<Msg>) -> Vec<Msg> {
+    msgs.into_iter()
+        .filter(|m| !m.topic.starts_with("print2mqtt/bridge/"))
+        .collect()
+}
+
+/// The secret a [`Process`] bridge is configured with.
+pub const SECRET: &str = "tops3cret-value";
+
+/// The `print2mqtt` binary, run in an empty directory (so no
+/// config/print2mqtt.toml is picked up) and without inherited settings.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_print2mqtt"));
+    let dir = tempfile::tempdir().unwrap().keep();
+    c.current_dir(dir)
+        .env_remove("PRINT2MQTT_CONFIG")
+        .env_remove("RUST_LOG");
+    c
+}
+
+/// A running bridge process, killed if the test fails. It logs to a file
+/// (a pipe nobody reads would fill up and stall it).
+pub struct Process {
+    child: Child,
+    pub http: u16,
+    log: PathBuf,
+}
+
+/// How a bridge process ended.
+pub struct Exited {
+    pub status: std::process::ExitStatus,
+    pub log: String,
+}
+
+impl Process {
+    /// Starts the binary against `broker_url` with its outbox in `data`,
+    /// under a fixed client id (as a restarted bridge would have), and
+    /// returns once it listens.
+    pub fn start(broker_url: &str, data: &Path) -> Process {
+        let http = free_port();
+        let log = tempfile::tempdir().unwrap().keep().join("bridge.log");
+        let child = bin()
+            .env("PRINT2MQTT_HTTP__LISTEN", format!("127.0.0.1:{http}"))
+            .env("PRINT2MQTT_MQTT__URL", broker_url)
+            .env("PRINT2MQTT_MQTT__CLIENT_ID", "print2mqtt-process")
+            .env("PRINT2MQTT_AUTH__SECRET", SECRET)
+            .env("PRINT2MQTT_STORAGE__DATA_DIR", data)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let addr = ([127, 0, 0, 1], http).into();
+        wait_until("the bridge to listen", || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
+        });
+        Process { child, http, log }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.http).into()
+    }
+
+    /// Sends a signal with `kill` (`-TERM`, `-KILL`).
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns its status and log.
+    pub fn wait(mut self) -> Exited {
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "bridge did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        Exited { status, log }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `/readyz` says ready with an empty outbox (all delivered).
+pub async fn wait_drained(addr: SocketAddr) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let ready = request(addr, "GET", "/readyz", &[], Vec::new()).await;
+        if ready.status == 200 && ready.json()["outbox_depth"] == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "outbox never drained: {}",
+            ready.body
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

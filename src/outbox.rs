@@ -1,0 +1,237 @@
+//! The durable outbox: the messages of every accepted webhook, in order, in
+//! an embedded ACID store (redb) until the broker has acknowledged them all.
+//! A webhook is answered 200 only once its record is committed here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use tracing::error;
+
+use crate::mqtt::messages::Message;
+
+/// Record sequence number → encoded record.
+const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
+/// The store's file name inside `storage.data_dir`.
+pub const FILE: &str = "outbox.redb";
+
+/// One accepted webhook: its messages, published in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch when the webhook was accepted.
+    pub accepted_at_ms: u64,
+    pub messages: Vec<Message>,
+}
+
+/// Storage failures; each is answered 503 and logged at ERROR.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("cannot create the data directory {0}: {1}")]
+    Dir(PathBuf, std::io::Error),
+    #[error("cannot open the outbox {0}: {1} (is another print2mqtt using this storage.data_dir?)")]
+    Open(PathBuf, redb::DatabaseError),
+    #[error("outbox storage error: {0}")]
+    Store(String),
+}
+
+fn store_err(e: impl std::fmt::Display) -> OutboxError {
+    OutboxError::Store(e.to_string())
+}
+
+/// The store. Cheap to clone; blocking calls belong on a blocking thread.
+#[derive(Clone)]
+pub struct Outbox {
+    db: Arc<Database>,
+    depth: Arc<AtomicU64>,
+    max_events: u64,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("depth", &self.depth())
+            .field("max_events", &self.max_events)
+            .finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredRecord {
+    accepted_at_ms: u64,
+    messages: Vec<StoredMessage>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredMessage {
+    topic: String,
+    #[serde(with = "serde_bytes")]
+    payload: Vec<u8>,
+    retain: bool,
+}
+
+impl Outbox {
+    /// Opens (or creates) the outbox in `dir` and returns it with every
+    /// record still waiting for the broker, oldest first.
+    pub fn open(dir: &Path, max_events: u64) -> Result<(Outbox, Vec<Record>), OutboxError> {
+        std::fs::create_dir_all(dir).map_err(|e| OutboxError::Dir(dir.to_owned(), e))?;
+        let path = dir.join(FILE);
+        let db = Database::create(&path).map_err(|e| OutboxError::Open(path.clone(), e))?;
+        let txn = db.begin_write().map_err(store_err)?;
+        txn.open_table(RECORDS).map_err(store_err)?;
+        txn.commit().map_err(store_err)?;
+
+        let mut pending = Vec::new();
+        let mut corrupt = Vec::new();
+        let read = db.begin_read().map_err(store_err)?;
+        let table = read.open_table(RECORDS).map_err(store_err)?;
+        for entry in table.iter().map_err(store_err)? {
+            let (key, value) = entry.map_err(store_err)?;
+            match decode(key.value(), value.value()) {
+                Some(record) => pending.push(record),
+                None => corrupt.push(key.value()),
+            }
+        }
+        drop(table);
+        drop(read);
+        let outbox = Outbox {
+            db: Arc::new(db),
+            depth: Arc::new(AtomicU64::new(pending.len() as u64)),
+            max_events,
+        };
+        if !corrupt.is_empty() {
+            error!(records = corrupt.len(), "Unreadable outbox records dropped");
+            outbox.remove(&corrupt, Durability::Immediate)?;
+        }
+        Ok((outbox, pending))
+    }
+
+    /// Commits `records` durably (one fsync for all of them).
+    pub fn append(&self, records: &[Record]) -> Result<(), OutboxError> {
+        let txn = self.db.begin_write().map_err(store_err)?;
+        {
+            let mut table = txn.open_table(RECORDS).map_err(store_err)?;
+            for r in records {
+                table
+                    .insert(r.seq, encode(r).as_slice())
+                    .map_err(store_err)?;
+            }
+        }
+        txn.commit().map_err(store_err)?;
+        self.depth
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Deletes delivered records. `Durability::None` is enough on the hot
+    /// path: a delete lost in a crash only means a duplicate delivery, and
+    /// the next durable commit persists it anyway.
+    pub fn remove(&self, seqs: &[u64], durability: Durability) -> Result<(), OutboxError> {
+        let mut txn = self.db.begin_write().map_err(store_err)?;
+        txn.set_durability(durability).map_err(store_err)?;
+        {
+            let mut table = txn.open_table(RECORDS).map_err(store_err)?;
+            for seq in seqs {
+                table.remove(*seq).map_err(store_err)?;
+            }
+        }
+        txn.commit().map_err(store_err)
+    }
+
+    /// Records accepted and not yet delivered.
+    pub fn depth(&self) -> u64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Marks `n` records delivered (they leave the depth count at once; the
+    /// delete follows in the background).
+    pub fn delivered(&self, n: u64) {
+        self.depth.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// The configured bound, `storage.max_events`.
+    pub fn max_events(&self) -> u64 {
+        self.max_events
+    }
+}
+
+fn encode(r: &Record) -> Vec<u8> {
+    let stored = StoredRecord {
+        accepted_at_ms: r.accepted_at_ms,
+        messages: r
+            .messages
+            .iter()
+            .map(|m| StoredMessage {
+                topic: m.topic.clone(),
+                payload: m.payload.to_vec(),
+                retain: m.retain,
+            })
+            .collect(),
+    };
+    // Serializing strings, byte vectors and integers into a Vec cannot fail.
+    postcard::to_allocvec(&stored).unwrap_or_default()
+}
+
+fn decode(seq: u64, bytes: &[u8]) -> Option<Record> {
+    let stored: StoredRecord = postcard::from_bytes(bytes).ok()?;
+    Some(Record {
+        seq,
+        accepted_at_ms: stored.accepted_at_ms,
+        messages: stored
+            .messages
+            .into_iter()
+            .map(|m| Message {
+                topic: m.topic,
+                payload: Bytes::from(m.payload),
+                retain: m.retain,
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seq: u64, topic: &str) -> Record {
+        Record {
+            seq,
+            accepted_at_ms: 1_700_000_000_000 + seq,
+            messages: vec![
+                Message::retained(format!("{topic}/state"), "printing"),
+                Message {
+                    topic: format!("{topic}/event"),
+                    payload: Bytes::from_static(b"\x00\xff binary"),
+                    retain: false,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn records_survive_reopening_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (outbox, pending) = Outbox::open(dir.path(), 10).unwrap();
+            assert!(pending.is_empty());
+            outbox.append(&[record(1, "a"), record(2, "b")]).unwrap();
+            outbox.append(&[record(3, "c")]).unwrap();
+            assert_eq!(outbox.depth(), 3);
+            outbox.remove(&[2], Durability::Immediate).unwrap();
+        }
+        let (outbox, pending) = Outbox::open(dir.path(), 10).unwrap();
+        assert_eq!(pending, vec![record(1, "a"), record(3, "c")]);
+        assert_eq!(outbox.depth(), 2);
+    }
+
+    #[test]
+    fn a_second_instance_cannot_open_the_same_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Outbox::open(dir.path(), 10).unwrap();
+        let err = Outbox::open(dir.path(), 10).unwrap_err().to_string();
+        assert!(err.contains("another print2mqtt"), "{err}");
+    }
+}
