@@ -171,13 +171,13 @@ pub fn parse(hook: &Webhook, rx: Reception) -> Result<Parsed, IngestError> {
             if parsed.secret.is_none() {
                 parsed.secret = query_value(hook.query, "apiSecret").map(str::to_owned);
             }
-            parsed.event.snapshot = file.and_then(|f| f.into_snapshot(&parsed.event.printer_id));
             parsed
         }
     };
     if let Some(printer) = printer {
         parsed.event.printer_id = printer.to_owned();
     }
+    parsed.event.snapshot = file.and_then(|f| f.into_snapshot(&parsed.event.printer_id));
     Ok(parsed)
 }
 

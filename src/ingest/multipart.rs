@@ -44,15 +44,15 @@ impl Upload {
     pub fn into_snapshot(self, printer_id: &str) -> Option<Bytes> {
         let printer = slugify(printer_id);
         let Some(bytes) = self.bytes else {
-            warn!(%printer, part = %self.part, bytes = self.size, limit = MAX_SNAPSHOT_BYTES,
+            warn!(%printer, part = ?self.part, bytes = self.size, limit = MAX_SNAPSHOT_BYTES,
                 "Snapshot larger than the limit; dropped, the rest of the webhook is published");
             return None;
         };
         if bytes.is_empty() {
-            debug!(%printer, part = %self.part, "Empty snapshot part ignored");
+            debug!(%printer, part = ?self.part, "Empty snapshot part ignored");
             None
         } else if !bytes.starts_with(&JPEG_MAGIC) {
-            warn!(%printer, part = %self.part, bytes = self.size,
+            warn!(%printer, part = ?self.part, bytes = self.size,
                 "Snapshot is not a JPEG; dropped, the rest of the webhook is published");
             None
         } else {
@@ -65,12 +65,6 @@ impl Upload {
 pub fn parse(body: &[u8], content_type: &str) -> Result<Multipart, IngestError> {
     let boundary = multer::parse_boundary(content_type)
         .map_err(|e| IngestError::Multipart(format!("bad Content-Type: {e}")))?;
-    let delimiter = format!("--{boundary}");
-    if memchr_find(body, delimiter.as_bytes()).is_none() {
-        return Err(IngestError::Multipart(
-            "the body does not contain the boundary named in its Content-Type".to_owned(),
-        ));
-    }
     // The whole body is in memory, so every future below is ready at once:
     // multer only waits on its input stream, and that stream is one chunk
     // followed by its end. `now_or_never` turns a (never expected) wait into
@@ -84,36 +78,37 @@ pub fn parse(body: &[u8], content_type: &str) -> Result<Multipart, IngestError> 
 }
 
 async fn read_parts(parts: &mut multer::Multipart<'_>) -> Result<Multipart, IngestError> {
-    let broken = |e: multer::Error| {
-        IngestError::Multipart(format!("{e} (the body is truncated or malformed)"))
-    };
     let mut out = Multipart::default();
     let mut texts = Vec::new();
     let mut text_bytes = 0usize;
-    while let Some(mut field) = parts.next_field().await.map_err(broken)? {
+    let mut index = 0usize;
+    // Each field is dropped at the end of its turn: multer hands out the
+    // next one only then.
+    while let Some(mut field) = parts.next_field().await.map_err(|e| broken(e, index))? {
+        index += 1;
         let name = field.name().unwrap_or_default().to_owned();
         let is_file = field.file_name().is_some()
             || field.content_type().is_some_and(|m| m.type_() != "text");
         if is_file {
             let mut buf = BytesMut::new();
             let mut size = 0usize;
-            while let Some(chunk) = field.chunk().await.map_err(broken)? {
+            while let Some(chunk) = field.chunk().await.map_err(|e| broken(e, index))? {
                 size = size.saturating_add(chunk.len());
                 if size <= MAX_SNAPSHOT_BYTES {
                     buf.extend_from_slice(&chunk);
                 }
             }
             if out.file.is_some() {
-                debug!(part = %name, "Second file part ignored");
-                continue;
+                debug!(part = ?name, "Second file part ignored");
+            } else {
+                out.file = Some(Upload {
+                    part: name,
+                    size,
+                    bytes: (size <= MAX_SNAPSHOT_BYTES).then(|| buf.freeze()),
+                });
             }
-            out.file = Some(Upload {
-                part: name,
-                size,
-                bytes: (size <= MAX_SNAPSHOT_BYTES).then(|| buf.freeze()),
-            });
         } else {
-            let bytes = field.bytes().await.map_err(broken)?;
+            let bytes = field.bytes().await.map_err(|e| broken(e, index))?;
             text_bytes = text_bytes.saturating_add(bytes.len());
             if text_bytes > MAX_TEXT_BYTES {
                 return Err(IngestError::TooLarge(format!(
@@ -129,8 +124,16 @@ async fn read_parts(parts: &mut multer::Multipart<'_>) -> Result<Multipart, Inge
     Ok(out)
 }
 
-fn memchr_find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+/// A multer error as a 400 that says what probably went wrong: before the
+/// first part, the boundary was not found at all.
+fn broken(e: multer::Error, parts_read: usize) -> IngestError {
+    let hint = if parts_read == 0 {
+        "no part starts with the boundary named in the Content-Type \
+         (wrong boundary, or a truncated body)"
+    } else {
+        "the body is truncated or malformed"
+    };
+    IngestError::Multipart(format!("{e}: {hint}"))
 }
 
 #[cfg(test)]
@@ -231,7 +234,7 @@ mod tests {
         }
         let err = parse(&b, "multipart/form-data; boundary=other").unwrap_err();
         assert!(
-            err.to_string().contains("does not contain the boundary"),
+            err.to_string().contains("no part starts with the boundary"),
             "{err}"
         );
         let err = parse(&b, "multipart/form-data").unwrap_err();
