@@ -64,10 +64,15 @@ pub fn parse(
         EventKind::Unknown => topic,
         _ => None,
     };
+    // Dot notation lets a template carry single values at the top
+    // (`"fileName": "@job.file.name"`, `"progress": "@progress.completion"`).
     event.file = text(job_file.as_deref(), "name")
         .or_else(|| text(extra, "name"))
-        .or_else(|| text(extra, "path").and_then(|p| basename(&p)));
+        .or_else(|| text(extra, "path").and_then(|p| basename(&p)))
+        .or_else(|| text(top, "fileName"));
+    let scalar_progress = map.get("progress").filter(|v| !v.is_object());
     event.progress = percent(progress, "completion")
+        .or_else(|| scalar_progress.and_then(|_| percent(top, "progress")))
         .or_else(|| percent(extra, "progress"))
         .or_else(|| milestone(kind, message.as_deref()))
         .or((kind == EventKind::Started).then_some(0));

@@ -217,6 +217,29 @@ fn fallbacks_of_the_default_template() {
 }
 
 #[test]
+fn dot_notation_templates_with_single_values() {
+    let e = event(json!({"deviceIdentifier": "p", "topic": "Print Progress",
+        "fileName": "dot.gcode", "progress": 42.7, "message": "x"}));
+    assert_eq!(
+        (e.file.as_deref(), e.progress),
+        (Some("dot.gcode"), Some(42))
+    );
+    let e = event(json!({"deviceIdentifier": "p", "topic": "Print Progress",
+        "progress": "12.5", "job": {"file": {"name": "job.gcode"}}, "fileName": "dot.gcode"}));
+    assert_eq!(
+        (e.file.as_deref(), e.progress),
+        (Some("job.gcode"), Some(12)),
+        "form text"
+    );
+    let e = event(json!({"deviceIdentifier": "p", "topic": "Print Progress",
+        "message": "10.110612855007474 % complete - Your print is 10 % complete."}));
+    assert_eq!(e.progress, Some(10), "the README's dot-notation message");
+    let e = event(json!({"deviceIdentifier": "p", "topic": "Print Progress",
+        "progress": ["completion", "filepos"], "message": "Your print is 20 % complete."}));
+    assert_eq!(e.progress, Some(20), "a GET-flattened object is no value");
+}
+
+#[test]
 fn milestones_are_read_only_from_numbers_before_a_percent_sign() {
     assert_eq!(percent_in("Your print is 30 % complete."), Some(30.0));
     assert_eq!(percent_in("Fortschritt: 12.5%"), Some(12.5));
