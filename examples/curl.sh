@@ -20,8 +20,9 @@ fixtures="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/fixtures/octoev
 
 for body in "$fixtures"/*.json; do
     printf '%-45s ' "$(basename "$body")"
-    # Content-Type matters: curl's default for --data is form encoding,
-    # which print2mqtt answers with 415 for a JSON body.
+    # Label the body as JSON: curl's default for --data is form encoding.
+    # print2mqtt recognises a JSON body under that label too, but
+    # /webhook/octoeverywhere and OctoEverywhere itself expect JSON.
     curl --silent --show-error \
         --header 'Content-Type: application/json' \
         --data-binary "@$body" \

@@ -1,14 +1,19 @@
 //! Webhook bodies in, [`Event`]s out: media-type handling, dialect detection
-//! and the parse errors that become 4xx answers. One file per dialect; vendor
-//! field names never leave this module.
+//! and the parse errors that become 4xx answers. One file per dialect, one
+//! per non-JSON encoding; vendor field names never leave this module.
 
 mod fields;
+mod form;
+mod multipart;
 pub mod octoeverywhere;
+pub mod octoprint;
 
 use http::StatusCode;
 use serde_json::{Map, Value};
 
 use crate::event::{Event, Reception};
+
+pub use multipart::MAX_SNAPSHOT_BYTES;
 
 /// The webhook formats print2mqtt understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,12 +68,28 @@ pub enum IngestError {
         field: String,
         problem: &'static str,
     },
+    #[error("field `{field}` is not valid JSON: {detail}")]
+    FieldJson { field: String, detail: String },
+    #[error(
+        "missing field `deviceIdentifier`: set the plugin's DEVICE IDENTIFIER \
+         or add ?printer=<id> to the webhook URL"
+    )]
+    NoPrinter,
+    #[error("form body is malformed: {0}")]
+    Form(String),
+    #[error("multipart body is malformed: {0}")]
+    Multipart(String),
+    #[error("{0}")]
+    TooLarge(String),
     #[error(
         "body is neither an OctoEverywhere webhook (EventType, PrinterId) \
          nor an OctoPrint-Webhooks one (topic, deviceIdentifier)"
     )]
     Unrecognised,
-    #[error("unsupported media type `{0}`: send application/json")]
+    #[error(
+        "unsupported media type `{0}`: send application/json, \
+         application/x-www-form-urlencoded or multipart/form-data"
+    )]
     MediaType(String),
     #[error("{0} bodies are not accepted by the {1} dialect")]
     WrongEncoding(&'static str, &'static str),
@@ -92,6 +113,7 @@ impl IngestError {
             IngestError::MediaType(_) | IngestError::WrongEncoding(..) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
+            IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -103,6 +125,8 @@ enum Encoding {
     Json,
     Form,
     Multipart,
+    /// No body: the data is in the query string (the plugin's GET).
+    Query,
 }
 
 impl Encoding {
@@ -111,29 +135,49 @@ impl Encoding {
             Encoding::Json => "JSON",
             Encoding::Form => "form-encoded",
             Encoding::Multipart => "multipart",
+            Encoding::Query => "query-string",
         }
     }
+}
+
+/// A body decoded into one object, plus the file part of a multipart body.
+struct Decoded {
+    map: Map<String, Value>,
+    file: Option<multipart::Upload>,
 }
 
 /// Parses a webhook into an event, picking the dialect from the path or the
 /// body, and applies the `?printer=` override.
 pub fn parse(hook: &Webhook, rx: Reception) -> Result<Parsed, IngestError> {
-    let mut parsed = match encoding(hook)? {
-        Encoding::Json => parse_json(hook, rx)?,
-        other => {
-            return Err(IngestError::WrongEncoding(
-                other.name(),
-                hook.dialect.unwrap_or(Dialect::OctoPrint).name(),
-            ));
+    let printer = query_value(hook.query, "printer");
+    let encoding = encoding(hook)?;
+    if hook.dialect == Some(Dialect::OctoEverywhere) && encoding != Encoding::Json {
+        return Err(wrong_encoding(encoding, Dialect::OctoEverywhere));
+    }
+    let Decoded { map, file } = decode(hook, encoding)?;
+    let dialect = match hook.dialect.or_else(|| detect(&map)) {
+        Some(d) => d,
+        // An empty body whose query string is not a webhook either.
+        None if encoding == Encoding::Query => return Err(IngestError::Empty),
+        None => return Err(IngestError::Unrecognised),
+    };
+    let mut parsed = match dialect {
+        Dialect::OctoEverywhere if encoding != Encoding::Json => {
+            return Err(wrong_encoding(encoding, dialect));
+        }
+        Dialect::OctoEverywhere => octoeverywhere::parse(&map, rx)?,
+        Dialect::OctoPrint => {
+            let mut parsed = octoprint::parse(&map, printer, rx)?;
+            if parsed.secret.is_none() {
+                parsed.secret = query_value(hook.query, "apiSecret").map(str::to_owned);
+            }
+            parsed
         }
     };
-    if let Some((_, printer)) = hook
-        .query
-        .iter()
-        .find(|(k, v)| k == "printer" && !v.is_empty())
-    {
-        parsed.event.printer_id = printer.clone();
+    if let Some(printer) = printer {
+        parsed.event.printer_id = printer.to_owned();
     }
+    parsed.event.snapshot = file.and_then(|f| f.into_snapshot(&parsed.event.printer_id));
     Ok(parsed)
 }
 
@@ -145,7 +189,28 @@ pub fn dialect_of(parsed: &Parsed) -> Dialect {
     }
 }
 
+fn wrong_encoding(encoding: Encoding, dialect: Dialect) -> IngestError {
+    IngestError::WrongEncoding(encoding.name(), dialect.name())
+}
+
+/// The first non-empty value of a query parameter.
+fn query_value<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(k, v)| k == key && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
 fn encoding(hook: &Webhook) -> Result<Encoding, IngestError> {
+    let body = strip_bom(hook.body).trim_ascii();
+    // The plugin's GET sends the data as a query string, with whatever
+    // Content-Type header its settings name: look at the query first.
+    if body.is_empty()
+        && hook.dialect != Some(Dialect::OctoEverywhere)
+        && form::has_data(hook.query)
+    {
+        return Ok(Encoding::Query);
+    }
     let essence = hook
         .content_type
         .map(|ct| {
@@ -156,50 +221,74 @@ fn encoding(hook: &Webhook) -> Result<Encoding, IngestError> {
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
-    match essence.as_str() {
-        "application/json" | "text/json" => Ok(Encoding::Json),
-        t if t.starts_with("application/") && t.ends_with("+json") => Ok(Encoding::Json),
-        "application/x-www-form-urlencoded" => Ok(Encoding::Form),
-        "multipart/form-data" => Ok(Encoding::Multipart),
+    let labelled = match essence.as_str() {
+        "application/json" | "text/json" => Encoding::Json,
+        t if t.starts_with("application/") && t.ends_with("+json") => Encoding::Json,
+        "application/x-www-form-urlencoded" => Encoding::Form,
+        "multipart/form-data" => Encoding::Multipart,
         // No type, or a generic one: recognise the body by its content.
-        "" | "text/plain" | "application/octet-stream" => sniff(hook.body),
-        _ => Err(IngestError::MediaType(essence)),
-    }
+        "" | "text/plain" | "application/octet-stream" => return sniff(body),
+        _ => return Err(IngestError::MediaType(essence)),
+    };
+    // A body sent under the wrong label still gets through.
+    Ok(match labelled {
+        Encoding::Form | Encoding::Multipart if body.starts_with(b"{") => Encoding::Json,
+        Encoding::Json if looks_like_form(body) => Encoding::Form,
+        other => other,
+    })
 }
 
 fn sniff(body: &[u8]) -> Result<Encoding, IngestError> {
-    match strip_bom(body).trim_ascii_start().first() {
+    match body.first() {
         None => Err(IngestError::Empty),
         Some(b'{') | Some(b'[') => Ok(Encoding::Json),
         Some(_) => Ok(Encoding::Form),
     }
 }
 
+/// `name=value&...`: a first name of URL-safe characters, then `=`.
+fn looks_like_form(body: &[u8]) -> bool {
+    let name_end = body.iter().position(|b| *b == b'=' || *b == b'&');
+    matches!(name_end, Some(n) if n > 0 && body[n] == b'=')
+        && body[..name_end.unwrap_or(0)]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.%+*".contains(b))
+}
+
 fn strip_bom(body: &[u8]) -> &[u8] {
     body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
 }
 
-fn parse_json(hook: &Webhook, rx: Reception) -> Result<Parsed, IngestError> {
+fn decode(hook: &Webhook, encoding: Encoding) -> Result<Decoded, IngestError> {
     let body = strip_bom(hook.body);
+    let (map, file) = match encoding {
+        Encoding::Json => (json_object(body)?, None),
+        Encoding::Form if body.trim_ascii().is_empty() => return Err(IngestError::Empty),
+        Encoding::Form => (form::parse_body(body.trim_ascii())?, None),
+        Encoding::Query => (form::from_query(hook.query)?, None),
+        Encoding::Multipart => {
+            let parts = multipart::parse(hook.body, hook.content_type.unwrap_or_default())?;
+            (parts.fields, parts.file)
+        }
+    };
+    Ok(Decoded { map, file })
+}
+
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, IngestError> {
     if body.trim_ascii().is_empty() {
         return Err(IngestError::Empty);
     }
-    let map = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => return Err(IngestError::NotObject),
-        Err(e) => return Err(IngestError::Json(e.to_string())),
-    };
-    match hook.dialect.or_else(|| detect(&map)) {
-        Some(Dialect::OctoEverywhere) => octoeverywhere::parse(&map, rx),
-        Some(Dialect::OctoPrint) => Err(IngestError::WrongEncoding("JSON", "octoprint")),
-        None => Err(IngestError::Unrecognised),
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(IngestError::NotObject),
+        Err(e) => Err(IngestError::Json(e.to_string())),
     }
 }
 
 fn detect(map: &Map<String, Value>) -> Option<Dialect> {
     if octoeverywhere::recognises(map) {
         Some(Dialect::OctoEverywhere)
-    } else if map.contains_key("topic") || map.contains_key("deviceIdentifier") {
+    } else if octoprint::recognises(map) {
         Some(Dialect::OctoPrint)
     } else {
         None

@@ -1,0 +1,149 @@
+//! Form-encoded bodies and query strings read as one JSON object, the way the
+//! OctoPrint-Webhooks plugin writes them: nested objects arrive JSON-encoded
+//! in a single field, numbers as their text, `None` values left out, and (in
+//! a GET query) a nested object flattened to its keys, one repeated parameter
+//! per key.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use super::IngestError;
+
+/// Fields that are free text typed by the user, never decoded as JSON.
+const TEXT_FIELDS: [&str; 4] = ["deviceIdentifier", "apiSecret", "topic", "message"];
+
+/// Query parameters the bridge reads for itself; never data fields.
+pub const ROUTING_KEYS: [&str; 2] = ["token", "printer"];
+
+/// Decodes an `application/x-www-form-urlencoded` body.
+pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, IngestError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(body).map_err(|e| IngestError::Form(e.to_string()))?;
+    to_object(pairs)
+}
+
+/// The data fields of a query string (everything but the routing keys).
+pub fn from_query(query: &[(String, String)]) -> Result<Map<String, Value>, IngestError> {
+    to_object(
+        query
+            .iter()
+            .filter(|(k, _)| !ROUTING_KEYS.contains(&k.as_str()))
+            .cloned(),
+    )
+}
+
+/// True when a query string carries data fields besides the routing keys.
+pub fn has_data(query: &[(String, String)]) -> bool {
+    query
+        .iter()
+        .any(|(k, _)| !ROUTING_KEYS.contains(&k.as_str()))
+}
+
+/// Builds one object from name/value pairs: each value decoded by
+/// [`field_value`], a repeated name collected into an array in order.
+pub fn to_object(
+    pairs: impl IntoIterator<Item = (String, String)>,
+) -> Result<Map<String, Value>, IngestError> {
+    let mut map = Map::new();
+    let mut repeated = HashSet::new();
+    for (key, raw) in pairs {
+        let value = field_value(&key, raw)?;
+        match map.get_mut(&key) {
+            None => {
+                map.insert(key, value);
+            }
+            Some(Value::Array(items)) if repeated.contains(&key) => items.push(value),
+            Some(first) => {
+                let first_value = first.take();
+                *first = Value::Array(vec![first_value, value]);
+                repeated.insert(key);
+            }
+        }
+    }
+    Ok(map)
+}
+
+/// One field's value. Text that starts like a JSON object is a nested object
+/// and must be valid JSON (a broken one is a 400 naming the field); text that
+/// starts like an array is decoded when it is valid JSON and kept as text
+/// otherwise (`[Printer 1] done` is a plausible message); the rest is text.
+/// Numbers stay text here: the dialect reads them leniently.
+pub fn field_value(key: &str, raw: String) -> Result<Value, IngestError> {
+    if TEXT_FIELDS.contains(&key) {
+        return Ok(Value::String(raw));
+    }
+    match raw.trim_start().as_bytes().first() {
+        Some(b'{') => serde_json::from_str(&raw).map_err(|e| IngestError::FieldJson {
+            field: key.to_owned(),
+            detail: e.to_string(),
+        }),
+        Some(b'[') => Ok(serde_json::from_str(&raw).unwrap_or(Value::String(raw))),
+        _ => Ok(Value::String(raw)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nested_objects_are_decoded_and_numbers_stay_text() {
+        let body = b"deviceIdentifier=Drucker+%C3%84&topic=Print+Progress&currentZ=0.2\
+            &progress=%7B%22completion%22%3A+10.1%2C+%22printTimeLeft%22%3A+null%7D&meta=";
+        let map = parse_body(body).unwrap();
+        assert_eq!(
+            Value::Object(map),
+            json!({
+                "deviceIdentifier": "Drucker Ä",
+                "topic": "Print Progress",
+                "currentZ": "0.2",
+                "progress": {"completion": 10.1, "printTimeLeft": null},
+                "meta": ""
+            })
+        );
+    }
+
+    #[test]
+    fn broken_json_in_an_object_field_names_the_field() {
+        let err = parse_body(b"topic=Print+Done&job=%7B%22file%22%3A").unwrap_err();
+        assert!(matches!(&err, IngestError::FieldJson { field, .. } if field == "job"));
+        assert!(
+            err.to_string()
+                .starts_with("field `job` is not valid JSON: ")
+        );
+    }
+
+    #[test]
+    fn array_like_text_and_user_text_stay_text() {
+        let map =
+            parse_body(b"message=%7Bnot+json&extra=%5BPrinter+1%5D&note=%5B1%2C2%5D").unwrap();
+        assert_eq!(map["message"], "{not json", "free text is never decoded");
+        assert_eq!(map["extra"], "[Printer 1]");
+        assert_eq!(map["note"], json!([1, 2]));
+    }
+
+    #[test]
+    fn repeated_keys_become_an_array_and_routing_keys_are_not_data() {
+        let q: Vec<(String, String)> = [
+            ("token", "t"),
+            ("topic", "Print Done"),
+            ("extra", "name"),
+            ("extra", "popup"),
+            ("extra", "hook_index"),
+            ("printer", "p"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert!(has_data(&q));
+        let map = from_query(&q).unwrap();
+        assert_eq!(
+            Value::Object(map),
+            json!({"topic": "Print Done", "extra": ["name", "popup", "hook_index"]})
+        );
+        let routing_only = vec![("token".to_owned(), "t".to_owned())];
+        assert!(!has_data(&routing_only));
+    }
+}
