@@ -11,6 +11,7 @@
 //! - [`slug`]: printer ids to safe topic levels.
 //! - [`state`]: per-printer state; `apply(event) -> changes`, pure.
 //! - [`pipeline`]: the single writer from accepted events to the publisher.
+//! - [`homeassistant`]: discovery configs, one file per platform; pure.
 //! - [`mqtt`]: topic names, message rendering, publisher, restore, embedded broker.
 //! - [`app`]: wiring and shutdown order.
 
@@ -18,6 +19,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod event;
+pub mod homeassistant;
 pub mod http;
 pub mod ingest;
 pub mod mqtt;
