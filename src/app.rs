@@ -18,7 +18,6 @@ use crate::mqtt::publisher::{Health, Publisher};
 use crate::mqtt::topics::Topics;
 use crate::mqtt::{self, BrokerUrl, Role, embedded, restore};
 use crate::pipeline::{Pipeline, Printers};
-use crate::slug::Slugs;
 
 /// How long start-up waits for the broker's retained state.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,26 +71,47 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         }
     };
 
-    let mut printers = Printers::new(Slugs::new(config.aliases()));
-    let reader_id = format!("{}-restore-{}", config.mqtt.client_id, Ulid::generate());
-    let reader = mqtt::options(&config, &url, &reader_id, Role::Reader)?;
-    match restore::read_retained(reader, &topics, RESTORE_TIMEOUT).await {
+    let mut printers = Printers::from_config(&config);
+    let reader = || {
+        let id = format!("{}-restore-{}", config.mqtt.client_id, Ulid::generate());
+        mqtt::options(&config, &url, &id, Role::Reader)
+    };
+    let state_filter = [topics.all_printers()];
+    let state = restore::read_retained(reader()?, &topics, &state_filter, RESTORE_TIMEOUT);
+    let mut published = Vec::new();
+    match state.await {
         Ok(retained) => {
             printers.restore(&topics, &retained);
             info!(
                 printers = printers.states.len(),
                 "Restored printer state from the broker"
             );
+            let filters = printers.discovery_filters();
+            if !filters.is_empty() {
+                match restore::read_retained(reader()?, &topics, &filters, RESTORE_TIMEOUT).await {
+                    Ok(configs) => published = configs,
+                    Err(e) => {
+                        warn!(error = %e, "Could not read discovery configs back; publishing them all")
+                    }
+                }
+            }
         }
         Err(e) => {
             warn!(error = %e, "Could not read retained state from the broker; starting without it")
         }
     }
+    let startup = printers.startup(&published);
 
     let options = mqtt::options(&config, &url, &config.mqtt.client_id, Role::Bridge)?;
-    let (publisher, running) = Publisher::start(options, topics.clone());
+    let status_topic = config
+        .homeassistant
+        .discovery
+        .then(|| config.homeassistant.status_topic.clone());
+    let (publisher, running, births) = Publisher::start(options, topics.clone(), status_topic);
     let health = publisher.health();
-    let pipeline = Pipeline::start(printers, topics, publisher);
+    // Ahead of any webhook: the version and the configs that changed.
+    publisher.send(startup);
+    let pipeline = Pipeline::start(printers, topics, publisher, births);
 
     let listener = http::bind(config.http.listen)
         .await

@@ -1,48 +1,101 @@
 //! The single writer between HTTP and MQTT: gives each accepted event its
 //! printer slug, applies it to that printer's state in arrival order, renders
-//! the messages and hands them to the publisher. Owns the printer table.
+//! the messages — discovery configs first when they changed — and hands them
+//! to the publisher. Owns the printer table; also republishes every config on
+//! Home Assistant's birth message and removes printers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::event::Event;
+use crate::config::Config;
+use crate::event::{Event, format_time};
+use crate::homeassistant::{self, PrinterView};
 use crate::mqtt::messages::{Message, render};
 use crate::mqtt::publisher::Publisher;
-use crate::mqtt::topics::Topics;
+use crate::mqtt::topics::{
+    BRIDGE_LAST_WEBHOOK, BRIDGE_VERSION, BRIDGE_WEBHOOKS, LAST_EVENT, Topics,
+};
 use crate::slug::Slugs;
-use crate::state::PrinterState;
+use crate::state::{Field, PrinterState};
 
 /// Webhooks waiting for the writer; HTTP handlers wait when it is full.
 const QUEUE: usize = 1024;
 /// Events applied per turn of the writer.
 const BATCH: usize = 256;
+/// Time Home Assistant gets to drop a removed printer's entities before the
+/// printer's values are cleared: an entity still subscribed would log the
+/// empty payloads (an image URL of "" is an error there).
+pub const REMOVAL_GRACE: Duration = Duration::from_secs(1);
 
-/// Every known printer: the slug table and each printer's state by slug.
-#[derive(Debug, Default)]
+/// Every known printer: the slug table and each printer's state by slug,
+/// plus what discovery has published for each.
+#[derive(Debug)]
 pub struct Printers {
     pub slugs: Slugs,
     pub states: BTreeMap<String, PrinterState>,
+    ha: homeassistant::Context,
+    /// `printers.<id>.name`, keyed by lowercased printer id.
+    names: HashMap<String, String>,
+    /// The view each printer's configs were last published with.
+    published: HashMap<String, PrinterView>,
+    /// Webhooks accepted (`<base>/bridge/webhooks`), restored at start.
+    webhooks: u64,
+}
+
+/// A printer taken out of the table, and the empty retained messages that
+/// clear it: its discovery configs first, its values after [`REMOVAL_GRACE`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Removal {
+    pub slug: String,
+    pub configs: Vec<Message>,
+    pub values: Vec<Message>,
 }
 
 impl Printers {
-    /// A table that knows the configured aliases.
+    /// A table that knows the configured aliases; discovery disabled.
     pub fn new(slugs: Slugs) -> Printers {
+        let mut ha = homeassistant::Context::from_config(&Config::default());
+        ha.enabled = false;
         Printers {
             slugs,
             states: BTreeMap::new(),
+            ha,
+            names: HashMap::new(),
+            published: HashMap::new(),
+            webhooks: 0,
         }
     }
 
+    /// The table `config` describes: aliases, display names, discovery.
+    pub fn from_config(config: &Config) -> Printers {
+        let mut printers = Printers::new(Slugs::new(config.aliases()));
+        printers.ha = homeassistant::Context::from_config(config);
+        printers.names = config
+            .printers
+            .iter()
+            .filter(|(_, p)| !p.name.trim().is_empty())
+            .map(|(id, p)| (id.to_lowercase(), p.name.clone()))
+            .collect();
+        printers
+    }
+
     /// Restores state from retained `(topic, payload)` pairs under `topics`.
-    pub fn restore(&mut self, topics: &Topics, retained: &[(String, bytes::Bytes)]) {
+    pub fn restore(&mut self, topics: &Topics, retained: &[(String, Bytes)]) {
         for (topic, payload) in retained {
             if let Some((slug, leaf)) = topics.parse_printer(topic) {
                 self.states
                     .entry(slug.to_owned())
                     .or_default()
                     .restore(leaf, payload);
+            } else if *topic == topics.bridge(BRIDGE_WEBHOOKS) {
+                let count = std::str::from_utf8(payload)
+                    .ok()
+                    .and_then(|s| s.parse().ok());
+                self.webhooks = count.unwrap_or(0);
             }
         }
         self.states.retain(|_, s| !s.printer_id.is_empty());
@@ -51,25 +104,179 @@ impl Printers {
         }
     }
 
-    /// Applies one event and returns its messages.
+    /// Applies one event and returns its messages: the printer's discovery
+    /// configs when new or changed, its values, its event, then the
+    /// bridge's webhook counter.
     pub fn accept(&mut self, topics: &Topics, event: &Event) -> (String, Vec<Message>) {
         let slug = self.slugs.resolve(&event.printer_id);
-        let state = self.states.entry(slug.clone()).or_default();
-        let changes = state.apply(event);
-        let messages = render(topics, &slug, &changes, event);
+        let changes = self.states.entry(slug.clone()).or_default().apply(event);
+        let mut messages = self.discover(&slug, false);
+        messages.extend(render(topics, &slug, &changes, event));
+        self.webhooks += 1;
+        messages.push(Message::retained(
+            topics.bridge(BRIDGE_WEBHOOKS),
+            self.webhooks.to_string(),
+        ));
+        messages.push(Message::retained(
+            topics.bridge(BRIDGE_LAST_WEBHOOK),
+            format_time(event.received_at),
+        ));
         (slug, messages)
+    }
+
+    /// The filters under which the broker holds this table's configs: the
+    /// bridge's and every known printer's (read back at start).
+    pub fn discovery_filters(&self) -> Vec<String> {
+        if !self.ha.enabled {
+            return Vec::new();
+        }
+        let mut filters = vec![homeassistant::node_filter(&self.ha, None)];
+        filters.extend(
+            self.states
+                .keys()
+                .map(|slug| homeassistant::node_filter(&self.ha, Some(slug))),
+        );
+        filters
+    }
+
+    /// The messages to publish at start: the bridge's version, then every
+    /// config that differs from the retained one the broker holds
+    /// (`retained`, read back under [`Printers::discovery_filters`]), and an
+    /// empty message for each retained config no longer published.
+    pub fn startup(&mut self, retained: &[(String, Bytes)]) -> Vec<Message> {
+        let mut out = vec![Message::retained(
+            self.ha.topics.bridge(BRIDGE_VERSION),
+            self.ha.version.clone(),
+        )];
+        if !self.ha.enabled {
+            return out;
+        }
+        let wanted = self.all_configs();
+        let have: HashMap<&str, &Bytes> = retained.iter().map(|(t, p)| (t.as_str(), p)).collect();
+        let wanted_topics: HashSet<&str> = wanted.iter().map(|m| m.topic.as_str()).collect();
+        out.extend(
+            retained
+                .iter()
+                .filter(|(t, _)| !wanted_topics.contains(t.as_str()))
+                .map(|(t, _)| Message::retained(t.clone(), Bytes::new())),
+        );
+        out.extend(
+            wanted
+                .iter()
+                .filter(|m| have.get(m.topic.as_str()) != Some(&&m.payload))
+                .cloned(),
+        );
+        out
+    }
+
+    /// Every config again, for Home Assistant's birth message.
+    pub fn birth(&mut self) -> Vec<Message> {
+        if !self.ha.enabled {
+            return Vec::new();
+        }
+        self.all_configs()
+    }
+
+    /// Takes the printer with this slug or printer id out of the table.
+    pub fn remove(&mut self, printer: &str) -> Option<Removal> {
+        let slug = self.find(printer)?;
+        self.states.remove(&slug);
+        self.published.remove(&slug);
+        let empty = |topic| Message::retained(topic, Bytes::new());
+        let topics = &self.ha.topics;
+        let values = Field::ALL
+            .iter()
+            .map(|f| topics.field(&slug, *f))
+            .chain([topics.printer(&slug, LAST_EVENT)])
+            .map(empty)
+            .collect();
+        // Cleared even with discovery off: a device published before it
+        // was turned off goes too.
+        let configs = homeassistant::config_topics(&slug, &self.ha)
+            .into_iter()
+            .map(empty)
+            .collect();
+        Some(Removal {
+            slug,
+            configs,
+            values,
+        })
+    }
+
+    /// True while a printer with this slug is in the table.
+    pub fn contains(&self, slug: &str) -> bool {
+        self.states.contains_key(slug)
+    }
+
+    fn find(&self, printer: &str) -> Option<String> {
+        if self.states.contains_key(printer) {
+            return Some(printer.to_owned());
+        }
+        let by_id = |exact: bool| {
+            self.states.iter().find(|(_, s)| {
+                if exact {
+                    s.printer_id == printer
+                } else {
+                    s.printer_id.eq_ignore_ascii_case(printer)
+                }
+            })
+        };
+        by_id(true)
+            .or_else(|| by_id(false))
+            .map(|(slug, _)| slug.clone())
+    }
+
+    fn view(&self, slug: &str) -> Option<PrinterView> {
+        let state = self.states.get(slug)?;
+        let name = self.names.get(&state.printer_id.to_lowercase());
+        Some(PrinterView::new(slug, state, name.map(String::as_str)))
+    }
+
+    /// The printer's configs if they are new or changed (or `always`).
+    fn discover(&mut self, slug: &str, always: bool) -> Vec<Message> {
+        if !self.ha.enabled {
+            return Vec::new();
+        }
+        let Some(view) = self.view(slug) else {
+            return Vec::new();
+        };
+        if !always && self.published.get(slug) == Some(&view) {
+            return Vec::new();
+        }
+        let configs = homeassistant::configs(&view, &self.ha);
+        self.published.insert(slug.to_owned(), view);
+        configs
+    }
+
+    /// The bridge's configs and every printer's, recording what was published.
+    fn all_configs(&mut self) -> Vec<Message> {
+        let mut out = homeassistant::bridge_configs(&self.ha);
+        let slugs: Vec<String> = self.states.keys().cloned().collect();
+        for slug in slugs {
+            out.extend(self.discover(&slug, true));
+        }
+        out
     }
 }
 
-struct Submission {
-    event: Event,
-    done: oneshot::Sender<String>,
+enum Job {
+    Accept {
+        event: Box<Event>,
+        done: oneshot::Sender<String>,
+    },
+    Remove {
+        printer: String,
+        done: oneshot::Sender<Option<String>>,
+    },
+    /// The second half of a removal, after the grace: dropped if the printer
+    /// came back in the meantime.
+    ClearValues { slug: String, values: Vec<Message> },
 }
 
 /// Hands accepted events to the writer task.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
-    tx: mpsc::Sender<Submission>,
+    tx: mpsc::Sender<Job>,
     printers: Arc<RwLock<Printers>>,
 }
 
@@ -80,11 +287,23 @@ pub struct Closed;
 
 impl Pipeline {
     /// Starts the writer task. It ends when every `Pipeline` clone is dropped,
-    /// dropping its publisher so the publisher can finish.
-    pub fn start(printers: Printers, topics: Topics, publisher: Publisher) -> Pipeline {
+    /// dropping its publisher so the publisher can finish. Each message on
+    /// `births` (Home Assistant came online) republishes every config.
+    pub fn start(
+        printers: Printers,
+        topics: Topics,
+        publisher: Publisher,
+        births: mpsc::UnboundedReceiver<()>,
+    ) -> Pipeline {
         let (tx, rx) = mpsc::channel(QUEUE);
         let printers = Arc::new(RwLock::new(printers));
-        tokio::spawn(write(rx, printers.clone(), topics, publisher));
+        let writer = Writer {
+            printers: printers.clone(),
+            topics,
+            publisher,
+            jobs: tx.downgrade(),
+        };
+        tokio::spawn(writer.run(rx, births));
         Pipeline { tx, printers }
     }
 
@@ -92,10 +311,18 @@ impl Pipeline {
     /// publishing (never waits on the broker).
     pub async fn submit(&self, event: Event) -> Result<String, Closed> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Submission { event, done })
-            .await
-            .map_err(|_| Closed)?;
+        let event = Box::new(event);
+        self.send(Job::Accept { event, done }).await?;
+        wait.await.map_err(|_| Closed)
+    }
+
+    /// Removes the printer with this slug or printer id: its discovery
+    /// configs are cleared now, its retained values after
+    /// [`REMOVAL_GRACE`]. Returns its slug, or `None` if it is unknown.
+    pub async fn remove(&self, printer: &str) -> Result<Option<String>, Closed> {
+        let (done, wait) = oneshot::channel();
+        let printer = printer.to_owned();
+        self.send(Job::Remove { printer, done }).await?;
         wait.await.map_err(|_| Closed)
     }
 
@@ -103,23 +330,92 @@ impl Pipeline {
     pub fn printers(&self) -> &Arc<RwLock<Printers>> {
         &self.printers
     }
+
+    async fn send(&self, job: Job) -> Result<(), Closed> {
+        self.tx.send(job).await.map_err(|_| Closed)
+    }
 }
 
-async fn write(
-    mut rx: mpsc::Receiver<Submission>,
+struct Writer {
     printers: Arc<RwLock<Printers>>,
     topics: Topics,
     publisher: Publisher,
-) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        // Poisoning needs a panic while holding the lock; none of the code
-        // under it panics, and a poisoned table is still consistent data.
-        let mut table = printers.write().unwrap_or_else(|e| e.into_inner());
-        for sub in batch.drain(..) {
-            let (slug, messages) = table.accept(&topics, &sub.event);
-            publisher.send(messages);
-            let _ = sub.done.send(slug);
+    /// For the delayed second half of a removal; weak, so it does not keep
+    /// the writer alive.
+    jobs: mpsc::WeakSender<Job>,
+}
+
+impl Writer {
+    async fn run(self, mut rx: mpsc::Receiver<Job>, mut births: mpsc::UnboundedReceiver<()>) {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut births_open = true;
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        return;
+                    }
+                    self.apply(&mut batch);
+                }
+                birth = births.recv(), if births_open => match birth {
+                    Some(()) => {
+                        let configs = self.table().birth();
+                        self.publisher.send(configs);
+                    }
+                    None => births_open = false,
+                },
+            }
         }
     }
+
+    fn table(&self) -> std::sync::RwLockWriteGuard<'_, Printers> {
+        // Poisoning needs a panic while holding the lock; none of the code
+        // under it panics, and a poisoned table is still consistent data.
+        self.printers.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn apply(&self, batch: &mut Vec<Job>) {
+        let mut table = self.table();
+        for job in batch.drain(..) {
+            match job {
+                Job::Accept { event, done } => {
+                    let (slug, messages) = table.accept(&self.topics, &event);
+                    self.publisher.send(messages);
+                    let _ = done.send(slug);
+                }
+                Job::Remove { printer, done } => {
+                    let removal = table.remove(&printer);
+                    let _ = done.send(removal.as_ref().map(|r| r.slug.clone()));
+                    if let Some(Removal {
+                        slug,
+                        configs,
+                        values,
+                    }) = removal
+                    {
+                        self.publisher.send(configs);
+                        self.clear_later(slug, values);
+                    }
+                }
+                Job::ClearValues { slug, values } => {
+                    if !table.contains(&slug) {
+                        self.publisher.send(values);
+                    }
+                }
+            }
+        }
+    }
+
+    fn clear_later(&self, slug: String, values: Vec<Message>) {
+        // Upgraded now, so the writer outlives the grace and clears them.
+        let Some(jobs) = self.jobs.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(REMOVAL_GRACE).await;
+            let _ = jobs.send(Job::ClearValues { slug, values }).await;
+        });
+    }
 }
+
+#[cfg(test)]
+mod tests;

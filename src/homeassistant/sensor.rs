@@ -26,6 +26,8 @@ struct Sensor<'a> {
     options: Option<Vec<&'static str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     json_attributes_topic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    json_attributes_template: Option<&'static str>,
 }
 
 /// One row of the sensor table.
@@ -79,13 +81,21 @@ const fn template(mut r: Row, template: &'static str) -> Row {
 /// Home Assistant refuses states over 255 characters (with a log warning):
 /// free text is cut there.
 const CUT_TO_255: &str = "{{ value[:255] }}";
-/// An empty `eta` (no print under way) is unknown, not an invalid timestamp.
+/// An empty payload (`eta` when no print is under way, any topic while a
+/// printer is removed) is unknown: not an invalid timestamp or enum option.
 const EMPTY_IS_UNKNOWN: &str = "{{ value if value else 'None' }}";
+/// The event name from the event JSON; unknown for an empty payload.
+const EVENT_NAME: &str = "{{ value_json.event if value_json is defined else 'None' }}";
+/// The event JSON as attributes; no attributes for an empty payload.
+const JSON_OR_NOTHING: &str = "{{ value if value else '{}' }}";
 
 const PRINTER: [Row; 11] = [
     {
         let mut r = icon(
-            row("state", "State", Feed::Field(Field::State)),
+            template(
+                row("state", "State", Feed::Field(Field::State)),
+                EMPTY_IS_UNKNOWN,
+            ),
             "mdi:printer-3d",
         );
         r.device_class = Some("enum");
@@ -150,10 +160,7 @@ const PRINTER: [Row; 11] = [
         "mdi:alert-circle-outline",
     )),
     {
-        let mut r = template(
-            row("last_event", "Last event", Feed::LastEvent),
-            "{{ value_json.event }}",
-        );
+        let mut r = template(row("last_event", "Last event", Feed::LastEvent), EVENT_NAME);
         r.attributes = Some(Feed::LastEvent);
         diagnostic(icon(r, "mdi:bell-outline"))
     },
@@ -198,6 +205,7 @@ fn configs(owner: &Owner<'_>, rows: &[Row]) -> Vec<Discovered> {
                     .states_as_options
                     .then(|| Status::ALL.iter().map(|s| s.name()).collect()),
                 json_attributes_topic: r.attributes.map(|f| owner.topic(f)),
+                json_attributes_template: r.attributes.map(|_| JSON_OR_NOTHING),
             };
             Discovered::new(r.look.object, &sensor)
         })

@@ -1,6 +1,7 @@
 //! The publisher: one rumqttc connection, its event loop polled in its own
 //! task, `online`/`offline` on the bridge state topic, reconnect with backoff.
-//! `publish().await` only queues; PUBACKs are counted as they arrive.
+//! `publish().await` only queues; PUBACKs are counted as they arrive. It also
+//! listens for Home Assistant's birth message and reports each `online`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,18 +74,32 @@ pub struct Running {
     stop: CancellationToken,
 }
 
+/// Home Assistant's birth message: `online` on its status topic.
+const BIRTH_PAYLOAD: &[u8] = b"online";
+
 impl Publisher {
-    /// Connects (in the background) and starts publishing.
-    pub fn start(options: MqttOptions, topics: Topics) -> (Publisher, Running) {
+    /// Connects (in the background) and starts publishing. With a
+    /// `status_topic`, subscribes to it on every connection and sends `()`
+    /// on the returned channel for each `online` published there.
+    pub fn start(
+        options: MqttOptions,
+        topics: Topics,
+        status_topic: Option<String>,
+    ) -> (Publisher, Running, mpsc::UnboundedReceiver<()>) {
         let (client, eventloop) = AsyncClient::new(options, CLIENT_CAPACITY);
         let (queue, rx) = mpsc::unbounded_channel();
         let (connected_tx, connected) = watch::channel(false);
+        let (births_tx, births) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
         let stop = CancellationToken::new();
         let events = tokio::spawn(poll_events(
             eventloop,
             client.clone(),
-            topics.clone(),
+            Listen {
+                topics: topics.clone(),
+                status_topic,
+                births: births_tx,
+            },
             connected_tx,
             stats.clone(),
             stop.clone(),
@@ -100,7 +115,7 @@ impl Publisher {
             events,
             stop,
         };
-        (publisher, running)
+        (publisher, running, births)
     }
 
     /// Queues the messages of one webhook, in order.
@@ -167,10 +182,17 @@ async fn send_queued(
     let _ = client.disconnect().await;
 }
 
+/// What the event loop announces and listens for.
+struct Listen {
+    topics: Topics,
+    status_topic: Option<String>,
+    births: mpsc::UnboundedSender<()>,
+}
+
 async fn poll_events(
     mut eventloop: EventLoop,
     client: AsyncClient,
-    topics: Topics,
+    listen: Listen,
     connected: watch::Sender<bool>,
     stats: Arc<Stats>,
     stop: CancellationToken,
@@ -196,12 +218,26 @@ async fn poll_events(
                 // Queued behind whatever waits; never awaited here, where
                 // awaiting a full request channel would deadlock the loop.
                 let client = client.clone();
-                let topic = topics.bridge_state();
+                let topic = listen.topics.bridge_state();
+                let status = listen.status_topic.clone();
                 tokio::spawn(async move {
                     let _ = client
                         .publish(topic, QoS::AtLeastOnce, true, "online")
                         .await;
+                    // Every connection: a clean session or a restarted
+                    // broker has forgotten the subscription.
+                    if let Some(status) = status {
+                        let _ = client.subscribe(status, QoS::AtLeastOnce).await;
+                    }
                 });
+            }
+            Ok(Event::Incoming(Packet::Publish(p)))
+                if listen.status_topic.as_deref() == Some(p.topic.as_str()) =>
+            {
+                if p.payload.trim_ascii() == BIRTH_PAYLOAD {
+                    info!("Home Assistant is online; publishing discovery again");
+                    let _ = listen.births.send(());
+                }
             }
             Ok(Event::Incoming(Packet::PubAck(_))) => {
                 stats.acked.fetch_add(1, Ordering::Relaxed);
