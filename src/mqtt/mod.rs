@@ -1,9 +1,11 @@
 //! Everything that speaks MQTT: topic names, message rendering, the
-//! publisher task over rumqttc, state restore and the embedded broker.
+//! publisher task over rumqttc, state restore, printer removal and the
+//! embedded broker.
 
 pub mod embedded;
 pub mod messages;
 pub mod publisher;
+pub mod remove;
 pub mod restore;
 pub mod topics;
 

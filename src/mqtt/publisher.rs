@@ -30,6 +30,9 @@ pub struct Stats {
     pub acked: AtomicU64,
     /// Successful connections after the first.
     pub reconnects: AtomicU64,
+    /// SUBACKs received: the broker took the subscription to Home
+    /// Assistant's status topic (once per connection).
+    pub subscribed: AtomicU64,
 }
 
 /// The sending side: cheap to clone, never blocks.
@@ -238,6 +241,9 @@ async fn poll_events(
                     info!("Home Assistant is online; publishing discovery again");
                     let _ = listen.births.send(());
                 }
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                stats.subscribed.fetch_add(1, Ordering::Relaxed);
             }
             Ok(Event::Incoming(Packet::PubAck(_))) => {
                 stats.acked.fetch_add(1, Ordering::Relaxed);
