@@ -35,7 +35,9 @@ pub const REMOVAL_GRACE: Duration = Duration::from_secs(1);
 /// plus what discovery has published for each.
 #[derive(Debug)]
 pub struct Printers {
+    /// Printer id ↔ slug.
     pub slugs: Slugs,
+    /// Each printer's state by slug.
     pub states: BTreeMap<String, PrinterState>,
     ha: homeassistant::Context,
     /// `printers.<id>.name`, keyed by lowercased printer id.
@@ -50,8 +52,11 @@ pub struct Printers {
 /// clear it: its discovery configs first, its values after [`REMOVAL_GRACE`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Removal {
+    /// The removed printer's slug.
     pub slug: String,
+    /// Empty retained messages for every discovery config it can have.
     pub configs: Vec<Message>,
+    /// Empty retained messages for every retained value it can have.
     pub values: Vec<Message>,
 }
 

@@ -56,9 +56,11 @@ impl Context {
 /// so comparing views tells whether configs must be published again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrinterView {
+    /// The printer's topic level; its node id is `print2mqtt_<slug>`.
     pub slug: String,
     /// Device name: the configured name, else the webhook's, else the id.
     pub name: String,
+    /// The dialect it last sent, named as manufacturer and model.
     pub source: Option<Source>,
     /// The QuickView URL when it is a valid http(s) URL.
     pub configuration_url: Option<String>,

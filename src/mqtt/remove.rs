@@ -23,6 +23,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a removal cleared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Removed {
+    /// The removed printer's slug.
     pub slug: String,
     /// Retained `<base>/<slug>/<leaf>` topics cleared.
     pub values: usize,
@@ -39,8 +40,11 @@ pub enum RemoveError {
          printer with that id; give the printer's slug (its topic level) or its printer id"
     )]
     NotFound {
+        /// As given on the command line.
         printer: String,
+        /// The base topic searched.
         base: String,
+        /// The slug looked for.
         slug: String,
     },
     /// The broker could not be reached or did not answer.
