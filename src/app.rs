@@ -19,8 +19,7 @@ use crate::mqtt::publisher::{Health, Publisher, Setup};
 use crate::mqtt::topics::Topics;
 use crate::mqtt::{self, BrokerUrl, Role, embedded, restore};
 use crate::outbox::Outbox;
-use crate::pipeline::{Pipeline, Printers, retained_of};
-use crate::slug::Slugs;
+use crate::pipeline::{Pipeline, Printers, Start, retained_of};
 
 /// How long start-up waits for the broker's retained state.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -86,30 +85,59 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         }
     };
 
-    let mut printers = Printers::new(Slugs::new(config.aliases()));
-    let reader_id = format!("{}-restore-{}", config.mqtt.client_id, Ulid::generate());
-    let reader = mqtt::options(&config, &url, &reader_id, Role::Reader)?;
-    match restore::read_retained(reader, &topics, RESTORE_TIMEOUT).await {
+    let mut printers = Printers::from_config(&config);
+    let reader = || {
+        let id = format!("{}-restore-{}", config.mqtt.client_id, Ulid::generate());
+        mqtt::options(&config, &url, &id, Role::Reader)
+    };
+    let state_filter = [topics.all_printers()];
+    let state = restore::read_retained(reader()?, &topics, &state_filter, RESTORE_TIMEOUT);
+    let mut reachable = true;
+    match state.await {
         Ok(retained) => printers.restore(&topics, retained.iter().map(|(t, p)| (t.as_str(), p))),
         Err(e) => {
+            reachable = false;
             warn!(error = %e, "Could not read retained state from the broker; starting without it")
         }
     }
     // Undelivered records are what the broker will hold once delivered.
     printers.restore(&topics, retained_of(&pending));
     info!(printers = printers.states.len(), "Restored printer state");
+    let mut published = Vec::new();
+    let filters = printers.discovery_filters();
+    if reachable && !filters.is_empty() {
+        match restore::read_retained(reader()?, &topics, &filters, RESTORE_TIMEOUT).await {
+            Ok(configs) => published = configs,
+            Err(e) => {
+                warn!(error = %e, "Could not read discovery configs back; publishing them all")
+            }
+        }
+    }
+    // Ahead of any webhook: the version and the configs that changed.
+    let startup = printers.startup(&published);
 
     let options = mqtt::options(&config, &url, &config.mqtt.client_id, Role::Bridge)?;
-    let (publisher, running) = Publisher::start(Setup {
+    let status_topic = config
+        .homeassistant
+        .discovery
+        .then(|| config.homeassistant.status_topic.clone());
+    let (publisher, running, births) = Publisher::start(Setup {
         options,
         topics: topics.clone(),
         outbox: outbox.clone(),
         pending,
-        subscriptions: Vec::new(),
-        incoming: None,
+        status_topic,
     });
     let health = publisher.health();
-    let pipeline = Pipeline::start(printers, topics, outbox.clone(), next_seq, publisher);
+    let pipeline = Pipeline::start(Start {
+        printers,
+        topics,
+        outbox: outbox.clone(),
+        next_seq,
+        publisher,
+        births,
+        startup,
+    });
 
     let listener = http::bind(config.http.listen)
         .await

@@ -81,9 +81,15 @@ pub struct Broker {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HomeAssistant {
+    /// Publish discovery configs at all.
     pub discovery: bool,
+    /// First topic level of every discovery config.
     #[serde(deserialize_with = "text")]
     pub discovery_prefix: String,
+    /// Where Home Assistant publishes its birth message (`online`), upon
+    /// which every config is published again.
+    #[serde(deserialize_with = "text")]
+    pub status_topic: String,
 }
 
 /// `[auth]`: the shared webhook secret.
@@ -165,6 +171,7 @@ impl Default for HomeAssistant {
         HomeAssistant {
             discovery: true,
             discovery_prefix: "homeassistant".into(),
+            status_topic: "homeassistant/status".into(),
         }
     }
 }
@@ -393,6 +400,12 @@ impl Config {
                 "must be a topic without `+`, `#`, NUL or empty levels".into(),
             );
         }
+        if !topics::is_valid_base(&self.homeassistant.status_topic) {
+            bad(
+                "homeassistant.status_topic".into(),
+                "must be a topic without `+`, `#`, NUL or empty levels".into(),
+            );
+        }
         if self.storage.max_events == 0 {
             bad("storage.max_events".into(), "must be at least 1".into());
         }
@@ -474,7 +487,7 @@ fn figment(sources: &Sources) -> Result<Figment, ConfigErrors> {
 
 /// Keys whose environment value is taken verbatim: figment would read
 /// `PRINT2MQTT_AUTH__SECRET=007` as the number 7.
-const TEXT_KEYS: [&str; 13] = [
+const TEXT_KEYS: [&str; 14] = [
     "admin_token",
     "url",
     "username",
@@ -482,6 +495,7 @@ const TEXT_KEYS: [&str; 13] = [
     "client_id",
     "base_topic",
     "discovery_prefix",
+    "status_topic",
     "secret",
     "alias",
     "name",
@@ -601,6 +615,8 @@ mod tests {
         assert_eq!(c.storage.max_events, 100_000);
         assert_eq!(c.broker.listen.to_string(), "127.0.0.1:1883");
         assert!(c.homeassistant.discovery);
+        assert_eq!(c.homeassistant.discovery_prefix, "homeassistant");
+        assert_eq!(c.homeassistant.status_topic, "homeassistant/status");
         assert_eq!(c.octoeverywhere.renew_days, 30);
     }
 
@@ -635,6 +651,7 @@ mod tests {
             jail.set_env("PRINT2MQTT_AUTH__SECRET", "007");
             jail.set_env("PRINT2MQTT_MQTT__USERNAME", "true");
             jail.set_env("PRINT2MQTT_PRINTERS__ABC-123__ALIAS", "ender3");
+            jail.set_env("PRINT2MQTT_HOMEASSISTANT__STATUS_TOPIC", "ha/status");
             let c = Config::load(&Sources {
                 file: Some("p.toml".into()),
                 addon_options: Some("options.json".into()),
@@ -647,6 +664,7 @@ mod tests {
             );
             assert_eq!(c.auth.secret.expose(), "007", "leading zeros survive");
             assert_eq!(c.mqtt.username, "true");
+            assert_eq!(c.homeassistant.status_topic, "ha/status");
             assert_eq!(
                 c.printer("ABC-123").map(|p| p.alias.as_str()),
                 Some("ender3")

@@ -11,15 +11,17 @@
 //! - [`slug`]: printer ids to safe topic levels.
 //! - [`state`]: per-printer state; `apply(event) -> changes`, pure.
 //! - [`pipeline`]: the single writer from accepted events to the outbox.
+//! - [`homeassistant`]: discovery configs, one file per platform; pure.
 //! - [`outbox`]: the durable store of accepted, undelivered messages (redb).
 //! - [`mqtt`]: topic names, message rendering, delivery bookkeeping,
-//!   publisher, restore, embedded broker.
+//!   publisher, restore, printer removal, embedded broker.
 //! - [`app`]: wiring and shutdown order.
 
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod event;
+pub mod homeassistant;
 pub mod http;
 pub mod ingest;
 pub mod mqtt;

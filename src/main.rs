@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use print2mqtt::app;
 use print2mqtt::config::{Config, Sources};
+use print2mqtt::mqtt::remove::{RemoveError, remove_printer};
 use tracing_subscriber::EnvFilter;
 
 /// Turns 3D-printer notification webhooks into MQTT topics and Home Assistant devices.
@@ -24,6 +25,12 @@ struct Cli {
 enum Command {
     /// Validate the configuration and print it with secrets redacted
     CheckConfig,
+    /// Remove a printer from the broker: clear its retained topics and its
+    /// Home Assistant discovery configs, so Home Assistant deletes the device
+    RemovePrinter {
+        /// The printer's slug (its topic level) or its printer id
+        printer: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -59,6 +66,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::RemovePrinter { printer }) = cli.command {
+        return match runtime.block_on(remove_printer(&config, &printer)) {
+            Ok(removed) => {
+                println!(
+                    "removed printer `{}`: cleared {} retained topics and {} discovery configs",
+                    removed.slug, removed.values, removed.configs
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e @ RemoveError::NotFound { .. }) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+            Err(RemoveError::Broker(e)) => {
+                eprintln!("error: cannot remove `{printer}`: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(app::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -18,10 +18,13 @@ const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 /// The store's file name inside `storage.data_dir`.
 pub const FILE: &str = "outbox.redb";
 
-/// One accepted webhook: its messages, published in order.
+/// One accepted webhook's messages (or the bridge's own: discovery,
+/// removals), published in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     pub seq: u64,
+    /// True for a webhook's record; only those count against `max_events`.
+    pub webhook: bool,
     /// Milliseconds since the Unix epoch when the webhook was accepted.
     pub accepted_at_ms: u64,
     pub messages: Vec<Message>,
@@ -61,6 +64,7 @@ impl std::fmt::Debug for Outbox {
 
 #[derive(Serialize, Deserialize)]
 struct StoredRecord {
+    webhook: bool,
     accepted_at_ms: u64,
     messages: Vec<StoredMessage>,
 }
@@ -99,7 +103,7 @@ impl Outbox {
         drop(read);
         let outbox = Outbox {
             db: Arc::new(db),
-            depth: Arc::new(AtomicU64::new(pending.len() as u64)),
+            depth: Arc::new(AtomicU64::new(webhooks(&pending))),
             max_events,
         };
         if !corrupt.is_empty() {
@@ -121,8 +125,7 @@ impl Outbox {
             }
         }
         txn.commit().map_err(store_err)?;
-        self.depth
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.depth.fetch_add(webhooks(records), Ordering::Relaxed);
         Ok(())
     }
 
@@ -141,15 +144,15 @@ impl Outbox {
         txn.commit().map_err(store_err)
     }
 
-    /// Records accepted and not yet delivered.
+    /// Webhooks accepted and not yet delivered.
     pub fn depth(&self) -> u64 {
         self.depth.load(Ordering::Relaxed)
     }
 
-    /// Marks `n` records delivered (they leave the depth count at once; the
-    /// delete follows in the background).
-    pub fn delivered(&self, n: u64) {
-        self.depth.fetch_sub(n, Ordering::Relaxed);
+    /// Marks records delivered: their webhooks leave the depth count at
+    /// once; the delete follows in the background.
+    pub fn delivered(&self, records: &[Record]) {
+        self.depth.fetch_sub(webhooks(records), Ordering::Relaxed);
     }
 
     /// The configured bound, `storage.max_events`.
@@ -158,8 +161,13 @@ impl Outbox {
     }
 }
 
+fn webhooks(records: &[Record]) -> u64 {
+    records.iter().filter(|r| r.webhook).count() as u64
+}
+
 fn encode(r: &Record) -> Vec<u8> {
     let stored = StoredRecord {
+        webhook: r.webhook,
         accepted_at_ms: r.accepted_at_ms,
         messages: r
             .messages
@@ -179,6 +187,7 @@ fn decode(seq: u64, bytes: &[u8]) -> Option<Record> {
     let stored: StoredRecord = postcard::from_bytes(bytes).ok()?;
     Some(Record {
         seq,
+        webhook: stored.webhook,
         accepted_at_ms: stored.accepted_at_ms,
         messages: stored
             .messages
@@ -199,6 +208,7 @@ mod tests {
     fn record(seq: u64, topic: &str) -> Record {
         Record {
             seq,
+            webhook: true,
             accepted_at_ms: 1_700_000_000_000 + seq,
             messages: vec![
                 Message::retained(format!("{topic}/state"), "printing"),
@@ -218,6 +228,11 @@ mod tests {
             let (outbox, pending) = Outbox::open(dir.path(), 10).unwrap();
             assert!(pending.is_empty());
             outbox.append(&[record(1, "a"), record(2, "b")]).unwrap();
+            let mut bridge_own = record(9, "homeassistant");
+            bridge_own.webhook = false;
+            outbox.append(&[bridge_own]).unwrap();
+            assert_eq!(outbox.depth(), 2, "only webhooks count against the bound");
+            outbox.remove(&[9], Durability::Immediate).unwrap();
             outbox.append(&[record(3, "c")]).unwrap();
             assert_eq!(outbox.depth(), 3);
             outbox.remove(&[2], Durability::Immediate).unwrap();

@@ -1,44 +1,94 @@
 //! The single writer between HTTP and MQTT: gives each accepted event its
 //! printer slug, applies it to that printer's state in arrival order, renders
-//! the messages, commits them to the outbox — many webhooks per commit — and
-//! only then answers; the publisher delivers from there. Owns the printer
-//! table.
+//! the messages — discovery configs first when they changed — commits them
+//! to the outbox (many webhooks per commit) and only then answers; the
+//! publisher delivers from there. Owns the printer table; also republishes
+//! every config on Home Assistant's birth message and removes printers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
-use crate::event::Event;
+use crate::config::Config;
+use crate::event::{Event, format_time};
+use crate::homeassistant::{self, PrinterView};
 use crate::mqtt::messages::{Message, render};
 use crate::mqtt::publisher::Publisher;
-use crate::mqtt::topics::Topics;
+use crate::mqtt::topics::{
+    BRIDGE_LAST_WEBHOOK, BRIDGE_VERSION, BRIDGE_WEBHOOKS, LAST_EVENT, Topics,
+};
 use crate::outbox::{Outbox, Record};
 use crate::slug::Slugs;
-use crate::state::PrinterState;
+use crate::state::{Field, PrinterState};
 
-/// Webhooks waiting for the writer; HTTP handlers wait when it is full.
+/// Jobs waiting for the writer; HTTP handlers wait when it is full.
 const QUEUE: usize = 4096;
-/// Webhooks committed together at most (group commit).
+/// Jobs committed together at most (group commit).
 const BATCH: usize = 512;
+/// Time Home Assistant gets to drop a removed printer's entities before the
+/// printer's values are cleared: an entity still subscribed would log the
+/// empty payloads (an image URL of "" is an error there).
+pub const REMOVAL_GRACE: Duration = Duration::from_secs(1);
 
-/// Every known printer: the slug table and each printer's state by slug.
-#[derive(Debug, Default)]
+/// Every known printer: the slug table and each printer's state by slug,
+/// plus what discovery has published for each.
+#[derive(Debug)]
 pub struct Printers {
+    /// Printer id ↔ slug.
     pub slugs: Slugs,
+    /// Each printer's state by slug.
     pub states: BTreeMap<String, PrinterState>,
+    ha: homeassistant::Context,
+    /// `printers.<id>.name`, keyed by lowercased printer id.
+    names: HashMap<String, String>,
+    /// The view each printer's configs were last published with.
+    published: HashMap<String, PrinterView>,
+    /// Webhooks accepted (`<base>/bridge/webhooks`), restored at start.
+    webhooks: u64,
+}
+
+/// A printer taken out of the table, and the empty retained messages that
+/// clear it: its discovery configs first, its values after [`REMOVAL_GRACE`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Removal {
+    /// The removed printer's slug.
+    pub slug: String,
+    /// Empty retained messages for every discovery config it can have.
+    pub configs: Vec<Message>,
+    /// Empty retained messages for every retained value it can have.
+    pub values: Vec<Message>,
 }
 
 impl Printers {
-    /// A table that knows the configured aliases.
+    /// A table that knows the configured aliases; discovery disabled.
     pub fn new(slugs: Slugs) -> Printers {
+        let mut ha = homeassistant::Context::from_config(&Config::default());
+        ha.enabled = false;
         Printers {
             slugs,
             states: BTreeMap::new(),
+            ha,
+            names: HashMap::new(),
+            published: HashMap::new(),
+            webhooks: 0,
         }
+    }
+
+    /// The table `config` describes: aliases, display names, discovery.
+    pub fn from_config(config: &Config) -> Printers {
+        let mut printers = Printers::new(Slugs::new(config.aliases()));
+        printers.ha = homeassistant::Context::from_config(config);
+        printers.names = config
+            .printers
+            .iter()
+            .filter(|(_, p)| !p.name.trim().is_empty())
+            .map(|(id, p)| (id.to_lowercase(), p.name.clone()))
+            .collect();
+        printers
     }
 
     /// Restores state from retained `(topic, payload)` pairs under `topics`,
@@ -48,12 +98,18 @@ impl Printers {
         topics: &Topics,
         retained: impl IntoIterator<Item = (&'a str, &'a Bytes)>,
     ) {
+        let webhooks = topics.bridge(BRIDGE_WEBHOOKS);
         for (topic, payload) in retained {
             if let Some((slug, leaf)) = topics.parse_printer(topic) {
                 self.states
                     .entry(slug.to_owned())
                     .or_default()
                     .restore(leaf, payload);
+            } else if topic == webhooks {
+                let count = std::str::from_utf8(payload)
+                    .ok()
+                    .and_then(|s| s.parse().ok());
+                self.webhooks = count.unwrap_or(0);
             }
         }
         self.states.retain(|_, s| !s.printer_id.is_empty());
@@ -67,13 +123,186 @@ impl Printers {
             .retain(|slug, s| slugs.get(&s.printer_id) == Some(slug.as_str()));
     }
 
-    /// Applies one event and returns its messages.
+    /// Remembers what a batch may change for `slug`, to undo it.
+    fn remember(&self, undo: &mut Undo, slug: &str) {
+        undo.states.entry(slug.to_owned()).or_insert_with(|| {
+            (
+                self.states.get(slug).cloned(),
+                self.published.get(slug).cloned(),
+            )
+        });
+        undo.webhooks.get_or_insert(self.webhooks);
+    }
+
+    /// Puts back what a failed batch changed.
+    fn undo(&mut self, undo: Undo) {
+        for (slug, (state, view)) in undo.states {
+            match state {
+                Some(s) => self.states.insert(slug.clone(), s),
+                None => self.states.remove(&slug),
+            };
+            match view {
+                Some(v) => self.published.insert(slug, v),
+                None => self.published.remove(&slug),
+            };
+        }
+        if let Some(w) = undo.webhooks {
+            self.webhooks = w;
+        }
+    }
+
+    /// Applies one event and returns its messages: the printer's discovery
+    /// configs when new or changed, its values, its event, then the
+    /// bridge's webhook counter.
     pub fn accept(&mut self, topics: &Topics, event: &Event) -> (String, Vec<Message>) {
         let slug = self.slugs.resolve(&event.printer_id);
-        let state = self.states.entry(slug.clone()).or_default();
-        let changes = state.apply(event);
-        let messages = render(topics, &slug, &changes, event);
+        let changes = self.states.entry(slug.clone()).or_default().apply(event);
+        let mut messages = self.discover(&slug, false);
+        messages.extend(render(topics, &slug, &changes, event));
+        self.webhooks += 1;
+        messages.push(Message::retained(
+            topics.bridge(BRIDGE_WEBHOOKS),
+            self.webhooks.to_string(),
+        ));
+        messages.push(Message::retained(
+            topics.bridge(BRIDGE_LAST_WEBHOOK),
+            format_time(event.received_at),
+        ));
         (slug, messages)
+    }
+
+    /// The filters under which the broker holds this table's configs: the
+    /// bridge's and every known printer's (read back at start).
+    pub fn discovery_filters(&self) -> Vec<String> {
+        if !self.ha.enabled {
+            return Vec::new();
+        }
+        let mut filters = vec![homeassistant::node_filter(&self.ha, None)];
+        filters.extend(
+            self.states
+                .keys()
+                .map(|slug| homeassistant::node_filter(&self.ha, Some(slug))),
+        );
+        filters
+    }
+
+    /// The messages to publish at start: the bridge's version, then every
+    /// config that differs from the retained one the broker holds
+    /// (`retained`, read back under [`Printers::discovery_filters`]), and an
+    /// empty message for each retained config no longer published.
+    pub fn startup(&mut self, retained: &[(String, Bytes)]) -> Vec<Message> {
+        let mut out = vec![Message::retained(
+            self.ha.topics.bridge(BRIDGE_VERSION),
+            self.ha.version.clone(),
+        )];
+        if !self.ha.enabled {
+            return out;
+        }
+        let wanted = self.all_configs();
+        let have: HashMap<&str, &Bytes> = retained.iter().map(|(t, p)| (t.as_str(), p)).collect();
+        let wanted_topics: HashSet<&str> = wanted.iter().map(|m| m.topic.as_str()).collect();
+        out.extend(
+            retained
+                .iter()
+                .filter(|(t, _)| !wanted_topics.contains(t.as_str()))
+                .map(|(t, _)| Message::retained(t.clone(), Bytes::new())),
+        );
+        out.extend(
+            wanted
+                .iter()
+                .filter(|m| have.get(m.topic.as_str()) != Some(&&m.payload))
+                .cloned(),
+        );
+        out
+    }
+
+    /// Every config again, for Home Assistant's birth message.
+    pub fn birth(&mut self) -> Vec<Message> {
+        if !self.ha.enabled {
+            return Vec::new();
+        }
+        self.all_configs()
+    }
+
+    /// Takes the printer with this slug or printer id out of the table.
+    pub fn remove(&mut self, printer: &str) -> Option<Removal> {
+        let slug = self.find(printer)?;
+        self.states.remove(&slug);
+        self.published.remove(&slug);
+        let empty = |topic| Message::retained(topic, Bytes::new());
+        let topics = &self.ha.topics;
+        let values = Field::ALL
+            .iter()
+            .map(|f| topics.field(&slug, *f))
+            .chain([topics.printer(&slug, LAST_EVENT)])
+            .map(empty)
+            .collect();
+        // Cleared even with discovery off: a device published before it
+        // was turned off goes too.
+        let configs = homeassistant::config_topics(&slug, &self.ha)
+            .into_iter()
+            .map(empty)
+            .collect();
+        Some(Removal {
+            slug,
+            configs,
+            values,
+        })
+    }
+
+    /// True while a printer with this slug is in the table.
+    pub fn contains(&self, slug: &str) -> bool {
+        self.states.contains_key(slug)
+    }
+
+    fn find(&self, printer: &str) -> Option<String> {
+        if self.states.contains_key(printer) {
+            return Some(printer.to_owned());
+        }
+        let by_id = |exact: bool| {
+            self.states.iter().find(|(_, s)| {
+                if exact {
+                    s.printer_id == printer
+                } else {
+                    s.printer_id.eq_ignore_ascii_case(printer)
+                }
+            })
+        };
+        by_id(true)
+            .or_else(|| by_id(false))
+            .map(|(slug, _)| slug.clone())
+    }
+
+    fn view(&self, slug: &str) -> Option<PrinterView> {
+        let state = self.states.get(slug)?;
+        let name = self.names.get(&state.printer_id.to_lowercase());
+        Some(PrinterView::new(slug, state, name.map(String::as_str)))
+    }
+
+    /// The printer's configs if they are new or changed (or `always`).
+    fn discover(&mut self, slug: &str, always: bool) -> Vec<Message> {
+        if !self.ha.enabled {
+            return Vec::new();
+        }
+        let Some(view) = self.view(slug) else {
+            return Vec::new();
+        };
+        if !always && self.published.get(slug) == Some(&view) {
+            return Vec::new();
+        }
+        let configs = homeassistant::configs(&view, &self.ha);
+        self.published.insert(slug.to_owned(), view);
+        configs
+    }
+
+    /// The bridge's configs and every printer's, recording what was published.
+    fn all_configs(&mut self) -> Vec<Message> {
+        let mut out = homeassistant::bridge_configs(&self.ha);
+        let slugs: Vec<String> = self.states.keys().cloned().collect();
+        for slug in slugs {
+            out.extend(self.discover(&slug, true));
+        }
+        out
     }
 }
 
@@ -87,7 +316,14 @@ pub fn retained_of(records: &[Record]) -> impl Iterator<Item = (&str, &Bytes)> {
         .map(|m| (m.topic.as_str(), &m.payload))
 }
 
-/// Why an event was not accepted.
+/// What a batch changed in the table, to put back if its commit fails.
+#[derive(Debug, Default)]
+struct Undo {
+    states: HashMap<String, (Option<PrinterState>, Option<PrinterView>)>,
+    webhooks: Option<u64>,
+}
+
+/// Why a job was not done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Rejected {
     #[error("the outbox is full (storage.max_events); try again later")]
@@ -98,38 +334,58 @@ pub enum Rejected {
     Closed,
 }
 
-struct Submission {
-    event: Event,
-    done: oneshot::Sender<Result<String, Rejected>>,
+type Answer<T> = oneshot::Sender<Result<T, Rejected>>;
+
+enum Job {
+    Accept {
+        event: Box<Event>,
+        done: Answer<String>,
+    },
+    Remove {
+        printer: String,
+        done: Answer<Option<String>>,
+    },
+    /// The second half of a removal, after the grace: dropped if the printer
+    /// came back in the meantime.
+    ClearValues { slug: String, values: Vec<Message> },
 }
 
 /// Hands accepted events to the writer task.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
-    tx: mpsc::Sender<Submission>,
+    tx: mpsc::Sender<Job>,
     printers: Arc<RwLock<Printers>>,
 }
 
+/// Everything the writer starts with.
+pub struct Start {
+    pub printers: Printers,
+    pub topics: Topics,
+    pub outbox: Outbox,
+    /// The sequence number of the first new record.
+    pub next_seq: u64,
+    pub publisher: Publisher,
+    /// `()` each time Home Assistant comes online: every config again.
+    pub births: mpsc::UnboundedReceiver<()>,
+    /// Committed and published before any webhook (version, changed configs).
+    pub startup: Vec<Message>,
+}
+
 impl Pipeline {
-    /// Starts the writer task. It ends when every `Pipeline` clone is dropped,
-    /// dropping its publisher so the publisher can finish.
-    pub fn start(
-        printers: Printers,
-        topics: Topics,
-        outbox: Outbox,
-        next_seq: u64,
-        publisher: Publisher,
-    ) -> Pipeline {
+    /// Starts the writer task. It ends when every `Pipeline` clone is
+    /// dropped, dropping its publisher so the publisher can finish.
+    pub fn start(start: Start) -> Pipeline {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let printers = Arc::new(RwLock::new(printers));
+        let printers = Arc::new(RwLock::new(start.printers));
         let writer = Writer {
             printers: printers.clone(),
-            topics,
-            outbox,
-            next_seq,
-            publisher,
+            topics: start.topics,
+            outbox: start.outbox,
+            next_seq: start.next_seq,
+            publisher: start.publisher,
+            jobs: tx.downgrade(),
         };
-        tokio::spawn(writer.run(rx));
+        tokio::spawn(writer.run(rx, start.births, start.startup));
         Pipeline { tx, printers }
     }
 
@@ -137,16 +393,28 @@ impl Pipeline {
     /// durably in the outbox (never waits on the broker).
     pub async fn submit(&self, event: Event) -> Result<String, Rejected> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Submission { event, done })
-            .await
-            .map_err(|_| Rejected::Closed)?;
+        let event = Box::new(event);
+        self.send(Job::Accept { event, done }).await?;
+        wait.await.unwrap_or(Err(Rejected::Closed))
+    }
+
+    /// Removes the printer with this slug or printer id: its discovery
+    /// configs are cleared now, its retained values after
+    /// [`REMOVAL_GRACE`]. Returns its slug, or `None` if it is unknown.
+    pub async fn remove(&self, printer: &str) -> Result<Option<String>, Rejected> {
+        let (done, wait) = oneshot::channel();
+        let printer = printer.to_owned();
+        self.send(Job::Remove { printer, done }).await?;
         wait.await.unwrap_or(Err(Rejected::Closed))
     }
 
     /// Read access to the printer table (status page, API).
     pub fn printers(&self) -> &Arc<RwLock<Printers>> {
         &self.printers
+    }
+
+    async fn send(&self, job: Job) -> Result<(), Rejected> {
+        self.tx.send(job).await.map_err(|_| Rejected::Closed)
     }
 }
 
@@ -156,101 +424,200 @@ struct Writer {
     outbox: Outbox,
     next_seq: u64,
     publisher: Publisher,
+    /// For the delayed second half of a removal; weak, so it does not keep
+    /// the writer alive.
+    jobs: mpsc::WeakSender<Job>,
 }
 
-type Reply = (
-    oneshot::Sender<Result<String, Rejected>>,
-    Result<String, Rejected>,
-);
+/// An answer to send once the batch's commit is known.
+enum Reply {
+    Accepted(Answer<String>, Result<String, Rejected>),
+    Removed(Answer<Option<String>>, Option<String>),
+}
+
+/// One batch, applied to the table and waiting for its commit.
+#[derive(Default)]
+struct Batch {
+    /// Each record's messages, and whether it is a webhook's.
+    messages: Vec<(Vec<Message>, bool)>,
+    replies: Vec<Reply>,
+    clear_later: Vec<(String, Vec<Message>)>,
+    undo: Undo,
+}
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Submission>) {
-        let mut batch = Vec::with_capacity(BATCH);
-        while rx.recv_many(&mut batch, BATCH).await > 0 {
-            let (records, mut replies, saved) = self.apply(batch.drain(..));
-            if !records.is_empty() {
-                let outbox = self.outbox.clone();
-                let stored =
-                    tokio::task::spawn_blocking(move || outbox.append(&records).map(|()| records))
-                        .await;
-                match stored {
-                    Ok(Ok(records)) => self.publisher.send(records),
-                    Ok(Err(e)) => self.undo(e.to_string(), saved, &mut replies),
-                    Err(e) => self.undo(e.to_string(), saved, &mut replies),
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Job>,
+        mut births: mpsc::UnboundedReceiver<()>,
+        startup: Vec<Message>,
+    ) {
+        if !startup.is_empty() {
+            let _ = self.commit(vec![(startup, false)]).await;
+        }
+        let mut jobs = Vec::with_capacity(BATCH);
+        let mut births_open = true;
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut jobs, BATCH) => {
+                    if n == 0 {
+                        return;
+                    }
+                    let batch = self.apply(jobs.drain(..));
+                    self.finish(batch).await;
+                }
+                birth = births.recv(), if births_open => match birth {
+                    Some(()) => {
+                        let configs = self.table().birth();
+                        if !configs.is_empty() {
+                            let _ = self.commit(vec![(configs, false)]).await;
+                        }
+                    }
+                    None => births_open = false,
+                },
+            }
+        }
+    }
+
+    fn table(&self) -> std::sync::RwLockWriteGuard<'_, Printers> {
+        // Poisoning needs a panic while holding the lock; none of the code
+        // under it panics, and a poisoned table is still consistent data.
+        self.printers.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies jobs to the table; webhooks beyond the outbox bound are
+    /// refused (503) without touching anything.
+    fn apply(&self, jobs: impl Iterator<Item = Job>) -> Batch {
+        let room = self.outbox.max_events().saturating_sub(self.outbox.depth());
+        let mut table = self.table();
+        let mut b = Batch::default();
+        let mut accepted = 0u64;
+        for job in jobs {
+            match job {
+                Job::Accept { event, done } => {
+                    if accepted >= room {
+                        error!(
+                            max_events = self.outbox.max_events(),
+                            "Outbox full: webhook refused with 503"
+                        );
+                        b.replies.push(Reply::Accepted(done, Err(Rejected::Full)));
+                        continue;
+                    }
+                    accepted += 1;
+                    let slug = table.slugs.resolve(&event.printer_id);
+                    table.remember(&mut b.undo, &slug);
+                    let (slug, messages) = table.accept(&self.topics, &event);
+                    b.messages.push((messages, true));
+                    b.replies.push(Reply::Accepted(done, Ok(slug)));
+                }
+                Job::Remove { printer, done } => {
+                    if let Some(slug) = table.find(&printer) {
+                        table.remember(&mut b.undo, &slug);
+                    }
+                    let removal = table.remove(&printer);
+                    b.replies.push(Reply::Removed(
+                        done,
+                        removal.as_ref().map(|r| r.slug.clone()),
+                    ));
+                    if let Some(Removal {
+                        slug,
+                        configs,
+                        values,
+                    }) = removal
+                    {
+                        b.messages.push((configs, false));
+                        b.clear_later.push((slug, values));
+                    }
+                }
+                Job::ClearValues { slug, values } => {
+                    if !table.contains(&slug) {
+                        b.messages.push((values, false));
+                    }
                 }
             }
-            for (done, answer) in replies {
-                let _ = done.send(answer);
+        }
+        b
+    }
+
+    /// Commits the batch, then answers; a failed commit undoes the batch
+    /// and answers 503.
+    async fn finish(&mut self, batch: Batch) {
+        let Batch {
+            messages,
+            replies,
+            clear_later,
+            undo,
+        } = batch;
+        let stored = messages.is_empty() || self.commit(messages).await.is_ok();
+        if stored {
+            for (slug, values) in clear_later {
+                self.clear_later(slug, values);
+            }
+        } else {
+            self.table().undo(undo);
+        }
+        for reply in replies {
+            match reply {
+                Reply::Accepted(done, answer) => {
+                    let _ = done.send(if stored {
+                        answer
+                    } else {
+                        answer.and(Err(Rejected::Storage))
+                    });
+                }
+                Reply::Removed(done, slug) => {
+                    let _ = done.send(if stored {
+                        Ok(slug)
+                    } else {
+                        Err(Rejected::Storage)
+                    });
+                }
             }
         }
     }
 
-    /// Applies a batch to the printer table; returns the records to commit,
-    /// the answers, and each touched printer's state from before the batch.
-    fn apply(
-        &mut self,
-        batch: impl Iterator<Item = Submission>,
-    ) -> (Vec<Record>, Vec<Reply>, Saved) {
-        let room = self.outbox.max_events().saturating_sub(self.outbox.depth());
+    /// Writes one record per message list durably, then hands the records
+    /// to the publisher.
+    async fn commit(&mut self, messages: Vec<(Vec<Message>, bool)>) -> Result<(), ()> {
         let accepted_at_ms = now_ms();
-        let mut records = Vec::new();
-        let mut replies = Vec::new();
-        let mut saved = Saved::default();
-        // Poisoning needs a panic while holding the lock; nothing under it
-        // panics, and the table stays consistent data either way.
-        let mut table = self.printers.write().unwrap_or_else(|e| e.into_inner());
-        for sub in batch {
-            if records.len() as u64 >= room {
-                error!(
-                    max_events = self.outbox.max_events(),
-                    "Outbox full: webhook refused with 503"
-                );
-                replies.push((sub.done, Err(Rejected::Full)));
-                continue;
-            }
-            let slug = table.slugs.resolve(&sub.event.printer_id);
-            let before = table.states.get(&slug).cloned();
-            saved.states.entry(slug).or_insert(before);
-            let (slug, messages) = table.accept(&self.topics, &sub.event);
-            records.push(Record {
-                seq: self.next_seq,
+        let first = self.next_seq;
+        let records: Vec<Record> = messages
+            .into_iter()
+            .zip(first..)
+            .map(|((messages, webhook), seq)| Record {
+                seq,
+                webhook,
                 accepted_at_ms,
                 messages,
-            });
-            self.next_seq += 1;
-            replies.push((sub.done, Ok(slug)));
-        }
-        saved.first_seq = records.first().map(|r| r.seq);
-        (records, replies, saved)
-    }
-
-    /// A commit failed: the batch was not accepted, so its state changes
-    /// are rolled back and every webhook in it gets a 503.
-    fn undo(&mut self, why: String, saved: Saved, replies: &mut [Reply]) {
-        error!(error = %why, "Could not write to the outbox: webhooks refused with 503");
-        let mut table = self.printers.write().unwrap_or_else(|e| e.into_inner());
-        for (slug, before) in saved.states {
-            match before {
-                Some(state) => table.states.insert(slug, state),
-                None => table.states.remove(&slug),
-            };
-        }
-        if let Some(first) = saved.first_seq {
-            self.next_seq = first;
-        }
-        for (_, answer) in replies.iter_mut() {
-            if answer.is_ok() {
-                *answer = Err(Rejected::Storage);
+            })
+            .collect();
+        self.next_seq += records.len() as u64;
+        let outbox = self.outbox.clone();
+        let stored =
+            tokio::task::spawn_blocking(move || outbox.append(&records).map(|()| records)).await;
+        let why = match stored {
+            Ok(Ok(records)) => {
+                self.publisher.send(records);
+                return Ok(());
             }
-        }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        error!(error = %why, "Could not write to the outbox: webhooks refused with 503");
+        self.next_seq = first;
+        Err(())
     }
-}
 
-/// Printer states from before a batch, to undo it.
-#[derive(Default)]
-struct Saved {
-    states: HashMap<String, Option<PrinterState>>,
-    first_seq: Option<u64>,
+    fn clear_later(&self, slug: String, values: Vec<Message>) {
+        // Upgraded now, so the writer outlives the grace and clears them.
+        let Some(jobs) = self.jobs.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(REMOVAL_GRACE).await;
+            let _ = jobs.send(Job::ClearValues { slug, values }).await;
+        });
+    }
 }
 
 fn now_ms() -> u64 {
@@ -258,3 +625,6 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests;

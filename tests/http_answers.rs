@@ -197,11 +197,15 @@ async fn rejected_requests_get_their_status_and_publish_nothing() {
     assert_eq!(ok.status, 200, "{}", ok.body);
     let seen = printer_only(all.until_leaf("event").await);
     for m in &seen {
-        assert!(
-            m.topic.starts_with("print2mqtt/p/"),
-            "published by a rejected request: {}",
-            m.topic
-        );
+        // The accepted webhook's printer, its discovery configs, and the
+        // bridge's own topics and configs; nothing else.
+        let ours = ["print2mqtt/p/", "print2mqtt/bridge/"]
+            .iter()
+            .any(|p| m.topic.starts_with(p))
+            || ["print2mqtt_p", "print2mqtt_bridge"].iter().any(|node| {
+                m.topic.starts_with("homeassistant/") && m.topic.contains(&format!("/{node}/"))
+            });
+        assert!(ours, "published by a rejected request: {}", m.topic);
         assert!(
             !m.text().contains(SECRET),
             "secret on the broker: {}",
@@ -363,8 +367,22 @@ async fn hostile_printer_ids_cannot_change_the_topic_tree() {
             "{id}: slug {slug} shared with another id"
         );
         let seen = all.until_leaf("event").await;
-        for m in seen.iter().filter(|m| m.topic != "print2mqtt/bridge/state") {
+        for m in seen
+            .iter()
+            .filter(|m| !m.topic.starts_with("print2mqtt/bridge/"))
+        {
             let levels: Vec<&str> = m.topic.split('/').collect();
+            if levels[0] == "homeassistant" {
+                // <prefix>/<component>/<node>/<object>/config
+                assert_eq!(levels.len(), 5, "{id}: {}", m.topic);
+                let node = format!("print2mqtt_{slug}");
+                assert!(
+                    levels[2] == node || levels[2] == "print2mqtt_bridge",
+                    "{id}: {}",
+                    m.topic
+                );
+                continue;
+            }
             assert_eq!(levels.len(), 3, "{id}: {}", m.topic);
             assert_eq!(levels[1], slug, "{id}: {}", m.topic);
         }

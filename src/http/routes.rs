@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
+use tracing::info;
 
 use super::reply::{self, Reply};
 use super::{Shared, webhook};
@@ -38,6 +39,15 @@ pub async fn route(
                 webhook::handle(&shared, peer, req, dialect).await
             }
             _ => reply::method_not_allowed("POST, PUT, GET"),
+        });
+    }
+    if let Some(printer) = path.strip_prefix("/api/printers/") {
+        return Ok(if !admin_allowed(&shared, peer, &req) {
+            reply::error(StatusCode::UNAUTHORIZED, "admin token required")
+        } else if req.method() == Method::DELETE {
+            remove_printer(&shared, printer).await
+        } else {
+            reply::method_not_allowed("DELETE")
         });
     }
     let get_only = |handler: fn(&Shared) -> Reply| {
@@ -123,6 +133,53 @@ fn printers(shared: &Shared) -> Reply {
     reply::json(StatusCode::OK, &json!(list))
 }
 
+/// `DELETE /api/printers/<slug or printer id>`: forgets the printer and
+/// clears its retained topics and discovery configs.
+async fn remove_printer(shared: &Shared, segment: &str) -> Reply {
+    let Some(printer) = percent_decode(segment) else {
+        return reply::error(StatusCode::BAD_REQUEST, "printer is not valid UTF-8");
+    };
+    match shared.pipeline.remove(&printer).await {
+        Ok(Some(slug)) => {
+            info!(printer = %slug, "Printer removed");
+            reply::json(
+                StatusCode::OK,
+                &json!({ "status": "removed", "printer": slug }),
+            )
+        }
+        Ok(None) => reply::error(
+            StatusCode::NOT_FOUND,
+            &format!("no printer `{printer}` (give its slug or printer id)"),
+        ),
+        Err(e) => reply::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+/// Decodes `%XX` escapes of one path segment; `None` if the result is not
+/// UTF-8. A `%` without two hex digits stays as it is.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| segment.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// The status API is open to local clients while `http.admin_token` is
 /// empty, and needs that token (as a Bearer header) once it is set.
 fn admin_allowed(shared: &Shared, peer: SocketAddr, req: &Request<Incoming>) -> bool {
@@ -139,4 +196,20 @@ fn admin_allowed(shared: &Shared, peer: SocketAddr, req: &Request<Incoming>) -> 
         &webhook::senders(peer.ip(), req.headers()),
     )
     .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn printer_segments_are_percent_decoded() {
+        assert_eq!(percent_decode("ender_3").as_deref(), Some("ender_3"));
+        assert_eq!(percent_decode("Ender%203").as_deref(), Some("Ender 3"));
+        assert_eq!(percent_decode("a%2Fb+c").as_deref(), Some("a/b+c"));
+        assert_eq!(percent_decode("100%").as_deref(), Some("100%"));
+        assert_eq!(percent_decode("%zz%4").as_deref(), Some("%zz%4"));
+        assert_eq!(percent_decode("%C3%BC").as_deref(), Some("ü"));
+        assert_eq!(percent_decode("%FF"), None);
+    }
 }

@@ -157,6 +157,7 @@ mod tests {
     fn record(seq: u64, n: usize) -> Record {
         Record {
             seq,
+            webhook: true,
             accepted_at_ms: seq,
             messages: (0..n)
                 .map(|i| Message::retained(format!("p/{seq}/{i}"), "x"))

@@ -1,11 +1,13 @@
 //! Everything that speaks MQTT: topic names, message rendering, delivery
-//! bookkeeping, the publisher task over rumqttc, state restore and the
+//! bookkeeping, the publisher task over rumqttc, state restore, printer
+//! removal and the
 //! embedded broker.
 
 pub mod delivery;
 pub mod embedded;
 pub mod messages;
 pub mod publisher;
+pub mod remove;
 pub mod restore;
 pub mod topics;
 

@@ -3,7 +3,8 @@
 //! every message of it. One task owns the event loop (its `poll()` future is
 //! never dropped mid-flight) and is the only one that publishes, so packet
 //! ids map to records without races. `online` on every connect, `offline` as
-//! last will and at shutdown; reconnects with capped exponential backoff.
+//! last will and at shutdown; reconnects with capped exponential backoff. It
+//! also listens for Home Assistant's birth message and reports each `online`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,7 +46,13 @@ pub struct Stats {
     pub reconnects: AtomicU64,
     /// When the oldest undelivered record was accepted (ms since the epoch; 0: none).
     pub oldest_accepted_ms: AtomicU64,
+    /// SUBACKs received: the broker took the subscription to Home
+    /// Assistant's status topic (once per connection).
+    pub subscribed: AtomicU64,
 }
+
+/// Home Assistant's birth message: `online` on its status topic.
+const BIRTH_PAYLOAD: &[u8] = b"online";
 
 /// A read-only view of the connection, for readiness and status.
 #[derive(Debug, Clone)]
@@ -94,17 +101,18 @@ pub struct Setup {
     pub outbox: Outbox,
     /// Records left from an earlier run, oldest first.
     pub pending: Vec<Record>,
-    /// Filters subscribed on every connect; their messages go to `incoming`.
-    pub subscriptions: Vec<String>,
-    pub incoming: Option<mpsc::UnboundedSender<Publish>>,
+    /// Home Assistant's status topic, subscribed on every connect.
+    pub status_topic: Option<String>,
 }
 
 impl Publisher {
-    /// Starts the publisher task; it connects in the background.
-    pub fn start(setup: Setup) -> (Publisher, Running) {
+    /// Starts the publisher task; it connects in the background. Each
+    /// `online` on the status topic sends `()` on the returned channel.
+    pub fn start(setup: Setup) -> (Publisher, Running, mpsc::UnboundedReceiver<()>) {
         let (client, eventloop) = AsyncClient::new(setup.options.clone(), WINDOW + 64);
         let (tx, rx) = mpsc::unbounded_channel();
         let (connected_tx, connected) = watch::channel(false);
+        let (births_tx, births) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
         let give_up = CancellationToken::new();
         let mut delivery = Delivery::default();
@@ -115,8 +123,8 @@ impl Publisher {
             client,
             topics: setup.topics,
             outbox: setup.outbox,
-            subscriptions: setup.subscriptions,
-            incoming: setup.incoming,
+            status_topic: setup.status_topic,
+            births: births_tx,
             delivery,
             connected: connected_tx,
             stats: stats.clone(),
@@ -129,13 +137,11 @@ impl Publisher {
             records: tx,
             health: Health { connected, stats },
         };
-        (
-            publisher,
-            Running {
-                task: handle,
-                give_up,
-            },
-        )
+        let running = Running {
+            task: handle,
+            give_up,
+        };
+        (publisher, running, births)
     }
 
     /// Queues committed records for delivery, in order. Never blocks.
@@ -188,8 +194,8 @@ struct Task {
     client: AsyncClient,
     topics: Topics,
     outbox: Outbox,
-    subscriptions: Vec<String>,
-    incoming: Option<mpsc::UnboundedSender<Publish>>,
+    status_topic: Option<String>,
+    births: mpsc::UnboundedSender<()>,
     delivery: Delivery,
     connected: watch::Sender<bool>,
     stats: Arc<Stats>,
@@ -247,14 +253,13 @@ impl Task {
                             self.stats.acked.fetch_add(1, Ordering::Relaxed);
                             let done = self.delivery.acked(ack.pkid);
                             if !done.is_empty() {
-                                self.outbox.delivered(done.len() as u64);
+                                self.outbox.delivered(&done);
                                 self.to_delete.extend(done.iter().map(|r| r.seq));
                             }
                         }
-                        Ok(Event::Incoming(Packet::Publish(p))) => {
-                            if let Some(tx) = &self.incoming {
-                                let _ = tx.send(p);
-                            }
+                        Ok(Event::Incoming(Packet::Publish(p))) => self.on_message(&p),
+                        Ok(Event::Incoming(Packet::SubAck(_))) => {
+                            self.stats.subscribed.fetch_add(1, Ordering::Relaxed);
                         }
                         Ok(Event::Outgoing(Outgoing::Disconnect)) => {
                             debug!("Disconnected from MQTT broker");
@@ -330,10 +335,21 @@ impl Task {
     }
 
     fn on_connect(&mut self) {
-        for filter in &self.subscriptions {
-            let _ = self.client.try_subscribe(filter.clone(), QoS::AtLeastOnce);
-        }
         self.publish_control("online");
+        // Every connection: a clean session or a restarted broker has
+        // forgotten the subscription.
+        if let Some(status) = &self.status_topic {
+            let _ = self.client.try_subscribe(status.clone(), QoS::AtLeastOnce);
+        }
+    }
+
+    fn on_message(&self, p: &Publish) {
+        if self.status_topic.as_deref() == Some(p.topic.as_str())
+            && p.payload.trim_ascii() == BIRTH_PAYLOAD
+        {
+            info!("Home Assistant is online; publishing discovery again");
+            let _ = self.births.send(());
+        }
     }
 
     fn say_goodbye(&mut self) {

@@ -1,5 +1,6 @@
-//! Reads the bridge's own retained topics back at start (DESIGN.md §8), so a
-//! restart restores per-printer state instead of resetting it.
+//! Reads the bridge's own retained topics back (DESIGN.md §8): at start, so a
+//! restart restores per-printer state and knows which discovery configs the
+//! broker already holds; and for `remove-printer`.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use ulid::Ulid;
 
 use super::topics::Topics;
 
-/// Every retained `(topic, payload)` under `<base>/+/+`.
+/// Every retained, non-empty `(topic, payload)` matching one of `filters`.
 ///
 /// Subscribes, then publishes a marker on a topic of its own: the broker
 /// sends the retained messages before the marker comes back, so the marker
@@ -18,6 +19,7 @@ use super::topics::Topics;
 pub async fn read_retained(
     options: MqttOptions,
     topics: &Topics,
+    filters: &[String],
     timeout: Duration,
 ) -> anyhow::Result<Vec<(String, Bytes)>> {
     let marker = format!("{}/bridge/restore/{}", topics.base(), Ulid::generate());
@@ -27,8 +29,10 @@ pub async fn read_retained(
         loop {
             match eventloop.poll().await? {
                 Event::Incoming(Packet::ConnAck(_)) => {
-                    let filters = [topics.all_printers(), marker.clone()]
-                        .map(|path| SubscribeFilter::new(path, QoS::AtMostOnce));
+                    let filters = filters
+                        .iter()
+                        .chain([&marker])
+                        .map(|path| SubscribeFilter::new(path.clone(), QoS::AtMostOnce));
                     client.subscribe_many(filters).await?;
                 }
                 Event::Incoming(Packet::SubAck(_)) => {

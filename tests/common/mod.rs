@@ -189,6 +189,14 @@ impl Subscriber {
         }
     }
 
+    /// Publishes at QoS 1 from this subscriber's own connection.
+    pub async fn publish(&self, topic: &str, payload: &str, retain: bool) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload.as_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+
     /// The next message, failing the test after [`TIMEOUT`].
     pub async fn next(&mut self) -> Msg {
         tokio::time::timeout(TIMEOUT, self.rx.recv())

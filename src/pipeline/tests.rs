@@ -1,0 +1,222 @@
+//! The printer table: when discovery configs go out, birth, start, removal.
+
+use super::*;
+use crate::config::Printer;
+use crate::event::{EventKind, Reception, Source};
+use time::macros::datetime;
+use ulid::Ulid;
+
+fn config() -> Config {
+    let mut c = Config::default();
+    c.printers.insert(
+        "NAMED".into(),
+        Printer {
+            name: "Configured".into(),
+            ..Printer::default()
+        },
+    );
+    c
+}
+
+fn event(id: &str, name: Option<&str>) -> Event {
+    let rx = Reception {
+        at: datetime!(2026-11-23 10:00:00 UTC),
+        id: Ulid::nil(),
+    };
+    let mut e = Event::new(EventKind::Progress, Source::OctoEverywhere, id.into(), rx);
+    e.printer_name = name.map(str::to_owned);
+    e.progress = Some(5);
+    e
+}
+
+fn topics() -> Topics {
+    Topics::new("print2mqtt")
+}
+
+fn configs(messages: &[Message]) -> Vec<&str> {
+    messages
+        .iter()
+        .filter(|m| m.topic.starts_with("homeassistant/"))
+        .map(|m| m.topic.as_str())
+        .collect()
+}
+
+#[test]
+fn configs_go_first_and_only_when_the_printer_changes() {
+    let mut p = Printers::from_config(&config());
+    let (slug, first) = p.accept(&topics(), &event("E3", Some("Ender")));
+    assert_eq!(slug, "e3");
+    let n = configs(&first).len();
+    assert_eq!(n, 35, "16 entities and 19 triggers");
+    assert!(
+        first[..n]
+            .iter()
+            .all(|m| m.retain && m.topic.starts_with("homeassistant/"))
+    );
+    assert_eq!(
+        first[n].topic, "print2mqtt/e3/state",
+        "values after the configs"
+    );
+    let tail: Vec<(&str, &[u8])> = first[first.len() - 2..]
+        .iter()
+        .map(|m| (m.topic.as_str(), &m.payload[..]))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            ("print2mqtt/bridge/webhooks", &b"1"[..]),
+            ("print2mqtt/bridge/last_webhook", b"2026-11-23T10:00:00Z"),
+        ]
+    );
+
+    let (_, same) = p.accept(&topics(), &event("E3", Some("Ender")));
+    assert!(
+        configs(&same).is_empty(),
+        "unchanged configs are not republished"
+    );
+    let (_, nameless) = p.accept(&topics(), &event("E3", None));
+    assert!(
+        configs(&nameless).is_empty(),
+        "no name sent: the name is kept"
+    );
+    let (_, renamed) = p.accept(&topics(), &event("E3", Some("Ender 3")));
+    assert_eq!(configs(&renamed).len(), 35);
+    let json: serde_json::Value = serde_json::from_slice(&renamed[0].payload).unwrap();
+    assert_eq!(json["device"]["name"], "Ender 3");
+}
+
+#[test]
+fn the_configured_name_wins_and_discovery_off_publishes_none() {
+    let mut p = Printers::from_config(&config());
+    let (_, m) = p.accept(&topics(), &event("named", Some("From webhook")));
+    let json: serde_json::Value = serde_json::from_slice(&m[0].payload).unwrap();
+    assert_eq!(json["device"]["name"], "Configured");
+    let (_, m) = p.accept(&topics(), &event("named", Some("Renamed")));
+    assert!(configs(&m).is_empty(), "the configured name did not change");
+
+    let mut off = config();
+    off.homeassistant.discovery = false;
+    let mut p = Printers::from_config(&off);
+    let (_, m) = p.accept(&topics(), &event("x", Some("X")));
+    assert!(configs(&m).is_empty());
+    assert!(p.birth().is_empty());
+    assert!(p.discovery_filters().is_empty());
+    assert_eq!(p.startup(&[]).len(), 1, "only the version");
+}
+
+#[test]
+fn birth_republishes_every_config_of_every_printer_and_the_bridge() {
+    let mut p = Printers::from_config(&config());
+    p.accept(&topics(), &event("a", Some("A")));
+    p.accept(&topics(), &event("b", Some("B")));
+    let all = p.birth();
+    assert_eq!(all.len(), 4 + 35 * 2);
+    assert!(all.iter().all(|m| m.retain));
+    assert!(all[0].topic.contains("/print2mqtt_bridge/"));
+    let (_, m) = p.accept(&topics(), &event("a", Some("A")));
+    assert!(configs(&m).is_empty());
+}
+
+#[test]
+fn startup_publishes_only_what_differs_and_clears_stale_configs() {
+    let mut earlier = Printers::from_config(&config());
+    earlier.accept(&topics(), &event("a", Some("A")));
+    let mut retained: Vec<(String, Bytes)> = earlier
+        .birth()
+        .into_iter()
+        .map(|m| (m.topic, m.payload))
+        .collect();
+    let stale = "homeassistant/sensor/print2mqtt_a/retired/config".to_owned();
+    retained.push((stale.clone(), Bytes::from_static(b"{}")));
+    let values = [(
+        "print2mqtt/a/last_event".to_owned(),
+        Bytes::from(event("a", Some("A")).to_json()),
+    )];
+
+    let mut p = Printers::from_config(&config());
+    p.restore(&topics(), pairs(&values));
+    assert_eq!(
+        p.discovery_filters(),
+        [
+            "homeassistant/+/print2mqtt_bridge/+/config",
+            "homeassistant/+/print2mqtt_a/+/config"
+        ]
+    );
+    let start = p.startup(&retained);
+    let got: Vec<(&str, usize)> = start
+        .iter()
+        .map(|m| (m.topic.as_str(), m.payload.len()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("print2mqtt/bridge/version", env!("CARGO_PKG_VERSION").len()),
+            (stale.as_str(), 0)
+        ]
+    );
+    let (_, m) = p.accept(&topics(), &event("a", Some("A")));
+    assert!(
+        configs(&m).is_empty(),
+        "restored printers are not rediscovered"
+    );
+
+    let mut fresh = Printers::from_config(&config());
+    fresh.restore(&topics(), pairs(&values));
+    assert_eq!(
+        fresh.startup(&[]).len(),
+        1 + 4 + 35,
+        "nothing retained: all"
+    );
+}
+
+#[test]
+fn the_webhook_counter_continues_after_a_restart() {
+    let mut p = Printers::from_config(&config());
+    p.restore(
+        &topics(),
+        pairs(&[(
+            "print2mqtt/bridge/webhooks".into(),
+            Bytes::from_static(b"41"),
+        )]),
+    );
+    let (_, m) = p.accept(&topics(), &event("a", None));
+    let counter = m.iter().find(|m| m.topic.ends_with("/webhooks")).unwrap();
+    assert_eq!(&counter.payload[..], b"42");
+}
+
+#[test]
+fn removal_by_slug_or_id_clears_configs_and_values() {
+    let mut p = Printers::from_config(&config());
+    p.accept(&topics(), &event("Ender 3", Some("E")));
+    assert_eq!(p.remove("nobody"), None);
+    let r = p.remove("ender 3").expect("case-insensitive printer id");
+    assert_eq!(r.slug, "ender_3");
+    assert!(!p.contains("ender_3"));
+    assert_eq!(r.configs.len(), 35);
+    assert!(
+        r.configs
+            .iter()
+            .chain(&r.values)
+            .all(|m| m.retain && m.payload.is_empty())
+    );
+    let leaves: Vec<&str> = r
+        .values
+        .iter()
+        .map(|m| m.topic.rsplit('/').next().unwrap())
+        .collect();
+    assert!(leaves.contains(&"snapshot_url") && leaves.contains(&"last_event"));
+    assert_eq!(leaves.len(), Field::ALL.len() + 1);
+
+    let (_, back) = p.accept(&topics(), &event("Ender 3", Some("E")));
+    assert_eq!(
+        configs(&back).len(),
+        35,
+        "a printer that returns is discovered again"
+    );
+    assert!(p.remove("ender_3").is_some(), "by slug");
+}
+
+/// Retained `(topic, payload)` pairs as `Printers::restore` takes them.
+fn pairs(retained: &[(String, Bytes)]) -> impl Iterator<Item = (&str, &Bytes)> {
+    retained.iter().map(|(t, p)| (t.as_str(), p))
+}

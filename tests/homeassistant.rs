@@ -1,0 +1,477 @@
+//! Home Assistant discovery against a real Mosquitto: the exact set of
+//! retained configs per printer, publishing order, the birth message,
+//! republishing only on change, the prefix, and removal (HTTP and CLI).
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use print2mqtt::app;
+use print2mqtt::config::{Config, Printer};
+
+/// (component, object) of every printer entity.
+const PRINTER_ENTITIES: [(&str, &str); 16] = [
+    ("sensor", "state"),
+    ("sensor", "progress"),
+    ("sensor", "time_remaining"),
+    ("sensor", "eta"),
+    ("sensor", "print_duration"),
+    ("sensor", "file"),
+    ("sensor", "z"),
+    ("sensor", "layer"),
+    ("sensor", "total_layers"),
+    ("sensor", "error"),
+    ("sensor", "last_event"),
+    ("binary_sensor", "printing"),
+    ("binary_sensor", "problem"),
+    ("image", "snapshot"),
+    ("image", "snapshot_jpeg"),
+    ("event", "notification"),
+];
+/// Every event name: one device trigger each.
+const EVENTS: [&str; 19] = [
+    "started",
+    "complete",
+    "failed",
+    "cancelled",
+    "paused",
+    "resumed",
+    "progress",
+    "failure_warning",
+    "failure_paused",
+    "error",
+    "first_layer_complete",
+    "filament_change",
+    "user_interaction",
+    "notification_limit",
+    "third_layer_complete",
+    "bed_cooldown_complete",
+    "custom",
+    "test",
+    "unknown",
+];
+const BRIDGE_ENTITIES: [(&str, &str); 4] = [
+    ("sensor", "webhooks_received"),
+    ("sensor", "last_webhook"),
+    ("sensor", "version"),
+    ("binary_sensor", "connection"),
+];
+
+fn printer_configs(prefix: &str, slug: &str) -> BTreeSet<String> {
+    let node = format!("print2mqtt_{slug}");
+    PRINTER_ENTITIES
+        .iter()
+        .copied()
+        .chain(EVENTS.iter().map(|e| ("device_automation", *e)))
+        .map(|(c, o)| format!("{prefix}/{c}/{node}/{o}/config"))
+        .collect()
+}
+
+fn bridge_configs(prefix: &str) -> BTreeSet<String> {
+    BRIDGE_ENTITIES
+        .iter()
+        .map(|(c, o)| format!("{prefix}/{c}/print2mqtt_bridge/{o}/config"))
+        .collect()
+}
+
+fn started() -> Vec<u8> {
+    fixture("octoeverywhere/01-print-started.json")
+}
+
+fn renamed(sample: &str, name: &str) -> String {
+    String::from_utf8(fixture(sample))
+        .unwrap()
+        .replace("Ender 3 V2", name)
+}
+
+/// Is this message one of the printer's (values or configs)?
+fn of_printer(m: &Msg, slug: &str) -> bool {
+    m.topic.starts_with(&format!("print2mqtt/{slug}/"))
+        || m.topic.contains(&format!("/print2mqtt_{slug}/"))
+}
+
+fn config_topics(msgs: &[Msg], slug: &str) -> BTreeSet<String> {
+    msgs.iter()
+        .filter(|m| m.topic.contains(&format!("/print2mqtt_{slug}/")))
+        .map(|m| m.topic.clone())
+        .collect()
+}
+
+async fn start(config: Config) -> app::Bridge {
+    let bridge = app::start(config).await.unwrap();
+    bridge.health().wait_connected().await;
+    bridge
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_webhook_publishes_exactly_its_configs_retained_before_its_values() {
+    let broker = Mosquitto::start();
+    let bridge = start(config(&broker.url(), OE_SECRET)).await;
+    let mut live = Subscriber::new(broker.port, "#").await;
+    let answer = post_json(bridge.http_addr(), "/webhook", started()).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    let got = live.until_leaf("event").await;
+    let ours: Vec<&Msg> = got.iter().filter(|m| of_printer(m, OE_SLUG)).collect();
+    let first_value = ours
+        .iter()
+        .position(|m| m.topic.starts_with("print2mqtt/"))
+        .unwrap();
+    assert_eq!(
+        first_value, 35,
+        "all 35 configs come before the first value"
+    );
+    assert_eq!(
+        config_topics(&got, OE_SLUG),
+        printer_configs("homeassistant", OE_SLUG)
+    );
+
+    let held = retained(broker.port, "homeassistant/#").await;
+    let mut want = printer_configs("homeassistant", OE_SLUG);
+    want.extend(bridge_configs("homeassistant"));
+    assert_eq!(held.keys().cloned().collect::<BTreeSet<_>>(), want);
+    for m in held.values() {
+        assert!(m.retain, "{} is retained", m.topic);
+        let json = m.json();
+        assert!(json.is_object(), "{}", m.topic);
+        assert!(!m.text().contains(OE_SECRET), "secret in {}", m.topic);
+    }
+    let state = &held[&format!("homeassistant/sensor/print2mqtt_{OE_SLUG}/state/config")].json();
+    assert_eq!(state["device"]["name"], "Ender 3 V2");
+    assert_eq!(state["device"]["manufacturer"], "OctoEverywhere");
+    assert_eq!(state["device"]["via_device"], "print2mqtt_bridge");
+    assert_eq!(
+        state["device"]["configuration_url"],
+        "https://octoeverywhere.com/quickview?id=FUIHVMU660UFPBMS7DFRN16H"
+    );
+    assert_eq!(state["state_topic"], format!("print2mqtt/{OE_SLUG}/state"));
+    assert_eq!(state["origin"]["sw_version"], env!("CARGO_PKG_VERSION"));
+
+    let everything = retained(broker.port, "#").await;
+    assert!(
+        everything.values().all(|m| !m.text().contains(OE_SECRET)),
+        "no secret anywhere on the broker"
+    );
+    assert_eq!(everything["print2mqtt/bridge/webhooks"].text(), "1");
+    assert_eq!(
+        everything["print2mqtt/bridge/version"].text(),
+        env!("CARGO_PKG_VERSION")
+    );
+    let last = &everything["print2mqtt/bridge/last_webhook"];
+    assert_eq!(last.text(), got.last().unwrap().json()["received_at"]);
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_assistants_birth_message_republishes_every_config() {
+    let broker = Mosquitto::start();
+    let bridge = start(config(&broker.url(), OE_SECRET)).await;
+    let mut live = Subscriber::new(broker.port, "#").await;
+    assert_eq!(
+        post_json(bridge.http_addr(), "/webhook", started())
+            .await
+            .status,
+        200
+    );
+    live.until_leaf("event").await;
+    let stats = bridge.health().stats().clone();
+    wait_until("the bridge to listen for Home Assistant's birth", || {
+        stats.subscribed.load(std::sync::atomic::Ordering::Relaxed) > 0
+    });
+
+    live.publish("homeassistant/status", "online", false).await;
+    let mut missing = printer_configs("homeassistant", OE_SLUG);
+    missing.extend(bridge_configs("homeassistant"));
+    while !missing.is_empty() {
+        let m = live.next().await;
+        if missing.remove(&m.topic) {
+            assert!(m.json().is_object(), "{}", m.topic);
+        }
+    }
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configs_are_republished_when_the_name_changes_and_only_then() {
+    let broker = Mosquitto::start();
+    let bridge = start(config(&broker.url(), OE_SECRET)).await;
+    let addr = bridge.http_addr();
+    let mut live = Subscriber::new(broker.port, "#").await;
+    assert_eq!(post_json(addr, "/webhook", started()).await.status, 200);
+    assert_eq!(
+        config_topics(&live.until_leaf("event").await, OE_SLUG).len(),
+        35
+    );
+
+    let progress = fixture("octoeverywhere/06-print-progress.json");
+    assert_eq!(post_json(addr, "/webhook", progress).await.status, 200);
+    let got = live.until_leaf("event").await;
+    assert!(
+        !got.iter().any(|m| m.topic.starts_with("homeassistant/")),
+        "same name: no config again"
+    );
+
+    let body = renamed("octoeverywhere/06-print-progress.json", "Workshop Ender");
+    assert_eq!(post_json(addr, "/webhook", body).await.status, 200);
+    let got = live.until_leaf("event").await;
+    let configs: Vec<&Msg> = got
+        .iter()
+        .filter(|m| m.topic.contains(&format!("/print2mqtt_{OE_SLUG}/")))
+        .collect();
+    assert_eq!(configs.len(), 35);
+    assert!(
+        configs
+            .iter()
+            .all(|m| m.json()["device"]["name"] == "Workshop Ender")
+    );
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_republishes_only_configs_that_changed() {
+    let broker = Mosquitto::start();
+    let cfg = config(&broker.url(), OE_SECRET);
+    let first = start(cfg.clone()).await;
+    let mut live = Subscriber::new(broker.port, "#").await;
+    assert_eq!(
+        post_json(first.http_addr(), "/webhook", started())
+            .await
+            .status,
+        200
+    );
+    live.until_leaf("event").await;
+    first.shutdown().await;
+
+    // Same version, same name: the retained configs stand.
+    let second = start(cfg.clone()).await;
+    let progress = fixture("octoeverywhere/06-print-progress.json");
+    assert_eq!(
+        post_json(second.http_addr(), "/webhook", progress.clone())
+            .await
+            .status,
+        200
+    );
+    let got = live.until_leaf("event").await;
+    let configs: Vec<&str> = got
+        .iter()
+        .filter(|m| m.topic.starts_with("homeassistant/"))
+        .map(|m| m.topic.as_str())
+        .collect();
+    assert!(configs.is_empty(), "republished: {configs:?}");
+    second.shutdown().await;
+
+    // A configured name: this printer's configs change, the bridge's do not.
+    let mut named = cfg;
+    named.printers.insert(
+        "5KL9F8YYLBEG1RHDSV3UCDRD4PM4HU0Z7X0ZD867QTTIDVZ5ORA1368TLM42".into(),
+        Printer {
+            name: "Garage printer".into(),
+            ..Printer::default()
+        },
+    );
+    let third = start(named).await;
+    assert_eq!(
+        post_json(third.http_addr(), "/webhook", progress)
+            .await
+            .status,
+        200
+    );
+    let got = live.until_leaf("event").await;
+    let configs: Vec<&Msg> = got
+        .iter()
+        .filter(|m| m.topic.starts_with("homeassistant/"))
+        .collect();
+    assert_eq!(
+        configs
+            .iter()
+            .map(|m| m.topic.clone())
+            .collect::<BTreeSet<_>>(),
+        printer_configs("homeassistant", OE_SLUG)
+    );
+    assert!(
+        configs
+            .iter()
+            .all(|m| m.json()["device"]["name"] == "Garage printer")
+    );
+    third.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_off_publishes_no_config_and_the_prefix_is_honoured() {
+    let broker = Mosquitto::start();
+    let mut off = config(&broker.url(), OE_SECRET);
+    off.homeassistant.discovery = false;
+    let bridge = start(off).await;
+    let mut live = Subscriber::new(broker.port, "#").await;
+    assert_eq!(
+        post_json(bridge.http_addr(), "/webhook", started())
+            .await
+            .status,
+        200
+    );
+    let got = live.until_leaf("event").await;
+    assert!(!got.iter().any(|m| m.topic.starts_with("homeassistant/")));
+    bridge.shutdown().await;
+    let everything = retained(broker.port, "#").await;
+    assert!(
+        everything.keys().all(|t| t.starts_with("print2mqtt/")),
+        "{:?}",
+        everything.keys()
+    );
+
+    let mut custom = config(&broker.url(), OE_SECRET);
+    custom.homeassistant.discovery_prefix = "ha-test/discovery".into();
+    custom.homeassistant.status_topic = "ha-test/status".into();
+    let bridge = start(custom).await;
+    assert_eq!(
+        post_json(bridge.http_addr(), "/webhook", started())
+            .await
+            .status,
+        200
+    );
+    live.until_leaf("event").await;
+    let held = retained(broker.port, "ha-test/discovery/#").await;
+    let mut want = printer_configs("ha-test/discovery", OE_SLUG);
+    want.extend(bridge_configs("ha-test/discovery"));
+    assert_eq!(held.keys().cloned().collect::<BTreeSet<_>>(), want);
+    assert!(retained(broker.port, "homeassistant/#").await.is_empty());
+
+    let stats = bridge.health().stats().clone();
+    wait_until(
+        "the bridge to listen on the configured status topic",
+        || stats.subscribed.load(std::sync::atomic::Ordering::Relaxed) > 0,
+    );
+    live.publish("ha-test/status", "online", false).await;
+    let topic = format!("ha-test/discovery/sensor/print2mqtt_{OE_SLUG}/state/config");
+    live.until_topic(&topic).await;
+    bridge.shutdown().await;
+}
+
+/// Every retained topic of the printer: values and configs.
+async fn held_by(port: u16, slug: &str) -> BTreeSet<String> {
+    retained(port, "#")
+        .await
+        .into_values()
+        .filter(|m| of_printer(m, slug))
+        .map(|m| m.topic)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_clears_the_printers_topics_and_configs() {
+    let broker = Mosquitto::start();
+    let mut cfg = config(&broker.url(), OE_SECRET);
+    cfg.http.admin_token = print2mqtt::config::Secret::new("adm-token");
+    let bridge = start(cfg).await;
+    let addr = bridge.http_addr();
+    let mut live = Subscriber::new(broker.port, "#").await;
+    assert_eq!(post_json(addr, "/webhook", started()).await.status, 200);
+    live.until_leaf("event").await;
+    let other = format!(r#"{{"PrinterId":"Other","SecretKey":"{OE_SECRET}","EventType":4}}"#);
+    assert_eq!(post_json(addr, "/webhook", other).await.status, 200);
+    live.until_leaf("event").await;
+
+    let before = held_by(broker.port, OE_SLUG).await;
+    assert_eq!(
+        before.len(),
+        35 + 7,
+        "configs and retained values: {before:?}"
+    );
+    let path = format!("/api/printers/{OE_SLUG}");
+    let admin = [("authorization", "Bearer adm-token")];
+    let denied = request(addr, "DELETE", &path, &[], Vec::new()).await;
+    assert_eq!(denied.status, 401, "same access rule as GET /api/printers");
+    let wrong = request(addr, "GET", &path, &admin, Vec::new()).await;
+    assert_eq!(wrong.status, 405);
+
+    let answer = request(addr, "DELETE", &path, &admin, Vec::new()).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["printer"], OE_SLUG);
+    // Every retained topic is cleared, the configs before the values.
+    let mut pending = before.clone();
+    let mut order = Vec::new();
+    while !pending.is_empty() {
+        let m = live.next().await;
+        if pending.remove(&m.topic) {
+            assert!(m.payload.is_empty(), "{} cleared", m.topic);
+            order.push(m.topic.starts_with("homeassistant/"));
+        }
+    }
+    assert!(order[..35].iter().all(|config| *config), "configs first");
+    assert!(held_by(broker.port, OE_SLUG).await.is_empty());
+    assert!(
+        !held_by(broker.port, "other").await.is_empty(),
+        "other printers stay"
+    );
+    assert_eq!(
+        retained(broker.port, "homeassistant/+/print2mqtt_bridge/+/config")
+            .await
+            .len(),
+        4
+    );
+
+    let again = request(addr, "DELETE", &path, &admin, Vec::new()).await;
+    assert_eq!(again.status, 404, "{}", again.body);
+    let list = request(addr, "GET", "/api/printers", &admin, Vec::new()).await;
+    assert_eq!(list.json().as_array().unwrap().len(), 1);
+    // By printer id, any case.
+    let by_id = request(addr, "DELETE", "/api/printers/OTHER", &admin, Vec::new()).await;
+    assert_eq!(
+        (by_id.status, by_id.json()["printer"].as_str()),
+        (200, Some("other"))
+    );
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_printer_command_clears_what_the_broker_holds() {
+    let broker = Mosquitto::start();
+    let bridge = start(config(&broker.url(), OE_SECRET)).await;
+    let addr = bridge.http_addr();
+    let mut live = Subscriber::new(broker.port, "#").await;
+    assert_eq!(post_json(addr, "/webhook", started()).await.status, 200);
+    live.until_leaf("event").await;
+    let other = format!(r#"{{"PrinterId":"other","SecretKey":"{OE_SECRET}","EventType":4}}"#);
+    assert_eq!(post_json(addr, "/webhook", other).await.status, 200);
+    live.until_leaf("event").await;
+    bridge.shutdown().await;
+    assert_eq!(held_by(broker.port, OE_SLUG).await.len(), 35 + 7);
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = |printer: &str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_print2mqtt"))
+            .args(["remove-printer", printer])
+            .current_dir(dir.path())
+            .env_remove("PRINT2MQTT_CONFIG")
+            .env("PRINT2MQTT_MQTT__URL", broker.url())
+            .env("RUST_LOG", "warn")
+            .output()
+    };
+    // By the printer id as the webhook sent it.
+    let out = run("5KL9F8YYLBEG1RHDSV3UCDRD4PM4HU0Z7X0ZD867QTTIDVZ5ORA1368TLM42")
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "removed printer `{OE_SLUG}`: cleared 7 retained topics and 35 discovery configs"
+        )),
+        "{stdout}"
+    );
+    assert!(held_by(broker.port, OE_SLUG).await.is_empty());
+    assert!(!held_by(broker.port, "other").await.is_empty());
+
+    let out = run(OE_SLUG).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("no printer `{OE_SLUG}`")),
+        "{stderr}"
+    );
+}
