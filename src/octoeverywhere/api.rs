@@ -355,7 +355,7 @@ fn check_echo(body: &[u8], sent: &Callback, types: &[i64]) -> Outcome {
             .collect()
     };
     for url in fields(&["CallbackUrl", "WebhookUrl"]) {
-        if url.as_str() != Some(sent.url.as_str()) {
+        if !url.as_str().is_some_and(|saved| same_url(saved, &sent.url)) {
             return Outcome::Mismatch(
                 "the callback URL it saved differs from the one sent (is a proxy rewriting it?)"
                     .into(),
@@ -376,6 +376,23 @@ fn check_echo(body: &[u8], sent: &Callback, types: &[i64]) -> Outcome {
         }
     }
     Outcome::Success
+}
+
+/// True when two URLs are the same, also when one spells the other's
+/// query with different (but equivalent) percent-encoding.
+fn same_url(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => {
+            let pairs = |u: &url::Url| u.query_pairs().into_owned().collect::<Vec<_>>();
+            a[..url::Position::AfterPath] == b[..url::Position::AfterPath]
+                && pairs(&a) == pairs(&b)
+                && a.fragment() == b.fragment()
+        }
+        _ => false,
+    }
 }
 
 /// OctoEverywhere's message in an answer body: a JSON `Error`/`Message`

@@ -148,6 +148,19 @@ fn a_registration_answer_must_echo_what_was_sent() {
         register(&echo(CALLBACK, json!([3, 2, 1]))),
         Outcome::Success
     );
+    let respelled = CALLBACK
+        .replace("Ender+3", "Ender%203")
+        .replace("%2Fa", "/a");
+    assert_eq!(
+        register(&echo(&respelled, json!([1, 2, 3]))),
+        Outcome::Success,
+        "equivalent percent-encoding"
+    );
+    let other_token = CALLBACK.replace("%3D1", "%3D2");
+    assert_eq!(
+        register(&echo(&other_token, json!([1, 2, 3]))).state(),
+        AppState::Mismatch
+    );
     let nested =
         json!({"Result": {"WebhookUrl": CALLBACK, "InclusiveEventTypesFilter": [1, 2, 3]}});
     assert_eq!(register(nested.to_string().as_bytes()), Outcome::Success);
