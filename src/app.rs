@@ -1,7 +1,7 @@
 //! Wiring: opens the outbox, starts the broker connection (or the embedded
-//! broker), restores state, starts the pipeline and the HTTP listener, and
-//! owns the shutdown order — stop accepting, drain, publish `offline`,
-//! disconnect.
+//! broker), restores state, starts the pipeline, the HTTP listener and the
+//! App Connection registrars, and owns the shutdown order — stop accepting
+//! and registering, drain, publish `offline`, disconnect.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use crate::http::{self, Shared};
 use crate::mqtt::publisher::{Health, Publisher, Setup};
 use crate::mqtt::topics::Topics;
 use crate::mqtt::{self, BrokerUrl, Role, embedded, restore};
+use crate::octoeverywhere::{self, Registrations};
 use crate::outbox::Outbox;
 use crate::pipeline::{Pipeline, Printers, Start, retained_of};
 
@@ -31,6 +32,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct Bridge {
     http_addr: SocketAddr,
     health: Health,
+    registrations: Registrations,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -44,6 +46,12 @@ impl Bridge {
     /// The broker connection's state.
     pub fn health(&self) -> &Health {
         &self.health
+    }
+
+    /// The App Connection registration state of every printer with an
+    /// `app_token`.
+    pub fn registrations(&self) -> &Registrations {
+        &self.registrations
     }
 
     /// Stops the bridge in order and waits until it has.
@@ -102,6 +110,14 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     }
     // Undelivered records are what the broker will hold once delivered.
     printers.restore(&topics, retained_of(&pending));
+    // A printer with an app_token is a device before its first webhook.
+    for (id, _) in config
+        .printers
+        .iter()
+        .filter(|(_, p)| !p.app_token.is_empty())
+    {
+        printers.ensure(id);
+    }
     info!(printers = printers.states.len(), "Restored printer state");
     let mut published = Vec::new();
     let filters = printers.discovery_filters();
@@ -146,22 +162,32 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     info!(%http_addr, broker = %format!("{}:{}", url.host, url.port), "Listening for webhooks");
 
     let shutdown = CancellationToken::new();
+    // Registered once the listener is up, so the callback already answers.
+    let registrations = Registrations::new();
+    let registrars =
+        octoeverywhere::start(&config, &registrations, Some(pipeline.clone()), &shutdown);
     let shared = Arc::new(Shared {
         config,
         pipeline,
         health: health.clone(),
         outbox,
         started,
+        registrations: registrations.clone(),
     });
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         http::serve(listener, shared, stop).await;
+        // They hold pipeline handles: the writer ends after they do.
+        for registrar in registrars {
+            let _ = registrar.await;
+        }
         running.finish(SHUTDOWN_GRACE).await;
         info!("Stopped");
     });
     Ok(Bridge {
         http_addr,
         health,
+        registrations,
         shutdown,
         task,
     })

@@ -415,6 +415,27 @@ impl Config {
                 "must be 1 to 179 (OctoEverywhere forgets a webhook after 180 days)".into(),
             );
         }
+        if let Err(problem) = crate::octoeverywhere::check_url(&self.octoeverywhere.api_url) {
+            bad("octoeverywhere.api_url".into(), problem);
+        }
+        let with_token = self.printers.iter().find(|(_, p)| !p.app_token.is_empty());
+        if let Some((id, _)) = with_token {
+            let public_url = &self.octoeverywhere.public_url;
+            let problem = if public_url.is_empty() {
+                Some("must be set".to_owned())
+            } else {
+                crate::octoeverywhere::check_url(public_url).err()
+            };
+            if let Some(problem) = problem {
+                bad(
+                    "octoeverywhere.public_url".into(),
+                    format!(
+                        "{problem}: printers.\"{id}\".app_token registers it as the \
+                         callback OctoEverywhere calls from the internet"
+                    ),
+                );
+            }
+        }
         let mut aliases = BTreeMap::new();
         for (id, p) in &self.printers {
             let key = |k: &str| format!("printers.{id}.{k}");
@@ -434,6 +455,14 @@ impl Config {
                         format!("`{}` is also the alias of `{other}`", p.alias),
                     );
                 }
+            }
+            let token = p.app_token.expose();
+            if token.chars().any(|c| !c.is_ascii_graphic()) {
+                bad(
+                    key("app_token"),
+                    "must be the token as OctoEverywhere shows it: printable ASCII, no spaces"
+                        .into(),
+                );
             }
             for name in &p.events {
                 if EventKind::from_name(name).is_none() {

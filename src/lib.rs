@@ -15,6 +15,8 @@
 //! - [`outbox`]: the durable store of accepted, undelivered messages (redb).
 //! - [`mqtt`]: topic names, message rendering, delivery bookkeeping,
 //!   publisher, restore, printer removal, embedded broker.
+//! - [`octoeverywhere`]: App Connection registration of the bridge's own
+//!   callback URL with OctoEverywhere.
 //! - [`app`]: wiring and shutdown order.
 
 pub mod app;
@@ -25,6 +27,7 @@ pub mod homeassistant;
 pub mod http;
 pub mod ingest;
 pub mod mqtt;
+pub mod octoeverywhere;
 pub mod outbox;
 pub mod pipeline;
 pub mod slug;

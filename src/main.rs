@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use print2mqtt::app;
 use print2mqtt::config::{Config, Sources};
 use print2mqtt::mqtt::remove::{RemoveError, remove_printer};
+use print2mqtt::octoeverywhere::{api::Call, cli as oe};
 use tracing_subscriber::EnvFilter;
 
 /// Turns 3D-printer notification webhooks into MQTT topics and Home Assistant devices.
@@ -30,6 +31,27 @@ enum Command {
     RemovePrinter {
         /// The printer's slug (its topic level) or its printer id
         printer: String,
+    },
+    /// Register the OctoEverywhere App Connection webhook now, for every
+    /// printer with an app_token (a running bridge does this at start and
+    /// every renew_days)
+    OeRegister {
+        /// Only this printer (its printer id or alias)
+        #[arg(long, value_name = "ID")]
+        printer: Option<String>,
+    },
+    /// Ask OctoEverywhere to send a test notification to the registered
+    /// webhook
+    OeTest {
+        /// Only this printer (its printer id or alias)
+        #[arg(long, value_name = "ID")]
+        printer: Option<String>,
+    },
+    /// Delete the OctoEverywhere App Connection webhook
+    OeUnregister {
+        /// Only this printer (its printer id or alias)
+        #[arg(long, value_name = "ID")]
+        printer: Option<String>,
     },
 }
 
@@ -81,6 +103,30 @@ fn main() -> ExitCode {
             }
             Err(RemoveError::Broker(e)) => {
                 eprintln!("error: cannot remove `{printer}`: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let oe_call = match cli.command {
+        Some(Command::OeRegister { printer }) => Some((Call::Register, printer)),
+        Some(Command::OeTest { printer }) => Some((Call::Test, printer)),
+        Some(Command::OeUnregister { printer }) => Some((Call::Unregister, printer)),
+        _ => None,
+    };
+    if let Some((call, printer)) = oe_call {
+        return match runtime.block_on(oe::run(&config, call, printer.as_deref())) {
+            Ok(reports) => {
+                for r in &reports {
+                    println!("{}", r.text);
+                }
+                if reports.iter().all(|r| r.ok) {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
                 ExitCode::FAILURE
             }
         };

@@ -3,7 +3,8 @@
 //! the messages — discovery configs first when they changed — commits them
 //! to the outbox (many webhooks per commit) and only then answers; the
 //! publisher delivers from there. Owns the printer table; also republishes
-//! every config on Home Assistant's birth message and removes printers.
+//! every config on Home Assistant's birth message, removes printers and
+//! publishes App Connection registration states.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -19,8 +20,9 @@ use crate::homeassistant::{self, PrinterView};
 use crate::mqtt::messages::{Message, render};
 use crate::mqtt::publisher::Publisher;
 use crate::mqtt::topics::{
-    BRIDGE_LAST_WEBHOOK, BRIDGE_VERSION, BRIDGE_WEBHOOKS, LAST_EVENT, Topics,
+    APP_CONNECTION, BRIDGE_LAST_WEBHOOK, BRIDGE_VERSION, BRIDGE_WEBHOOKS, LAST_EVENT, Topics,
 };
+use crate::octoeverywhere::AppState;
 use crate::outbox::{Outbox, Record};
 use crate::slug::Slugs;
 use crate::state::{Field, PrinterState};
@@ -45,6 +47,8 @@ pub struct Printers {
     ha: homeassistant::Context,
     /// `printers.<id>.name`, keyed by lowercased printer id.
     names: HashMap<String, String>,
+    /// Lowercased ids of the printers with an `app_token`.
+    app_tokens: HashSet<String>,
     /// The view each printer's configs were last published with.
     published: HashMap<String, PrinterView>,
     /// Webhooks accepted (`<base>/bridge/webhooks`), restored at start.
@@ -73,6 +77,7 @@ impl Printers {
             states: BTreeMap::new(),
             ha,
             names: HashMap::new(),
+            app_tokens: HashSet::new(),
             published: HashMap::new(),
             webhooks: 0,
         }
@@ -87,6 +92,12 @@ impl Printers {
             .iter()
             .filter(|(_, p)| !p.name.trim().is_empty())
             .map(|(id, p)| (id.to_lowercase(), p.name.clone()))
+            .collect();
+        printers.app_tokens = config
+            .printers
+            .iter()
+            .filter(|(_, p)| !p.app_token.is_empty())
+            .map(|(id, _)| id.to_lowercase())
             .collect();
         printers
     }
@@ -171,6 +182,37 @@ impl Printers {
         (slug, messages)
     }
 
+    /// Adds the printer with this id if it is not in the table yet (a
+    /// printer with an `app_token` gets its device before its first
+    /// webhook); returns its slug.
+    pub fn ensure(&mut self, printer_id: &str) -> String {
+        let slug = self.slugs.resolve(printer_id);
+        self.states
+            .entry(slug.clone())
+            .or_insert_with(|| PrinterState {
+                printer_id: printer_id.to_owned(),
+                ..PrinterState::default()
+            });
+        slug
+    }
+
+    /// The messages of a printer's App Connection state: its configs when
+    /// new or changed, then `<base>/<slug>/app_connection`.
+    pub fn app_connection(
+        &mut self,
+        topics: &Topics,
+        printer_id: &str,
+        state: AppState,
+    ) -> Vec<Message> {
+        let slug = self.ensure(printer_id);
+        let mut messages = self.discover(&slug, false);
+        messages.push(Message::retained(
+            topics.printer(&slug, APP_CONNECTION),
+            state.name(),
+        ));
+        messages
+    }
+
     /// The filters under which the broker holds this table's configs: the
     /// bridge's and every known printer's (read back at start).
     pub fn discovery_filters(&self) -> Vec<String> {
@@ -234,7 +276,10 @@ impl Printers {
         let values = Field::ALL
             .iter()
             .map(|f| topics.field(&slug, *f))
-            .chain([topics.printer(&slug, LAST_EVENT)])
+            .chain([
+                topics.printer(&slug, LAST_EVENT),
+                topics.printer(&slug, APP_CONNECTION),
+            ])
             .map(empty)
             .collect();
         // Cleared even with discovery off: a device published before it
@@ -275,8 +320,10 @@ impl Printers {
 
     fn view(&self, slug: &str) -> Option<PrinterView> {
         let state = self.states.get(slug)?;
-        let name = self.names.get(&state.printer_id.to_lowercase());
-        Some(PrinterView::new(slug, state, name.map(String::as_str)))
+        let id = state.printer_id.to_lowercase();
+        let mut view = PrinterView::new(slug, state, self.names.get(&id).map(String::as_str));
+        view.app_connection = self.app_tokens.contains(&id);
+        Some(view)
     }
 
     /// The printer's configs if they are new or changed (or `always`).
@@ -348,6 +395,8 @@ enum Job {
     /// The second half of a removal, after the grace: dropped if the printer
     /// came back in the meantime.
     ClearValues { slug: String, values: Vec<Message> },
+    /// A printer's App Connection registration state.
+    AppConnection { printer_id: String, state: AppState },
 }
 
 /// Hands accepted events to the writer task.
@@ -406,6 +455,13 @@ impl Pipeline {
         let printer = printer.to_owned();
         self.send(Job::Remove { printer, done }).await?;
         wait.await.unwrap_or(Err(Rejected::Closed))
+    }
+
+    /// Queues a printer's App Connection state for publishing (and its
+    /// device, if it has none yet).
+    pub async fn app_connection(&self, printer_id: &str, state: AppState) -> Result<(), Rejected> {
+        let printer_id = printer_id.to_owned();
+        self.send(Job::AppConnection { printer_id, state }).await
     }
 
     /// Read access to the printer table (status page, API).
@@ -533,6 +589,12 @@ impl Writer {
                     if !table.contains(&slug) {
                         b.messages.push((values, false));
                     }
+                }
+                Job::AppConnection { printer_id, state } => {
+                    let slug = table.slugs.resolve(&printer_id);
+                    table.remember(&mut b.undo, &slug);
+                    let messages = table.app_connection(&self.topics, &printer_id, state);
+                    b.messages.push((messages, false));
                 }
             }
         }

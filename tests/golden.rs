@@ -29,6 +29,8 @@ fn printer() -> PrinterView {
         configuration_url: Some(
             "https://octoeverywhere.com/quickview?id=FUIHVMU660UFPBMS7DFRN16H".into(),
         ),
+        // With an app_token: the "App Connection" sensor is in the file too.
+        app_connection: true,
     }
 }
 

@@ -108,6 +108,8 @@ pub(super) struct Owner<'a> {
     pub node: String,
     slug: &'a str,
     pub ctx: &'a Context,
+    /// The printer has an `app_token` (never the bridge).
+    pub app_connection: bool,
 }
 
 impl<'a> Owner<'a> {
@@ -128,6 +130,7 @@ impl<'a> Owner<'a> {
             node,
             slug: &view.slug,
             ctx,
+            app_connection: view.app_connection,
         }
     }
 
@@ -146,6 +149,7 @@ impl<'a> Owner<'a> {
             node: BRIDGE_NODE.to_owned(),
             slug: "",
             ctx,
+            app_connection: false,
         }
     }
 

@@ -15,7 +15,7 @@ mod sensor;
 use crate::config;
 use crate::event::Source;
 use crate::mqtt::messages::Message;
-use crate::mqtt::topics::{self, Discovery, EVENT, LAST_EVENT, Topics};
+use crate::mqtt::topics::{self, APP_CONNECTION, Discovery, EVENT, LAST_EVENT, Topics};
 use crate::state::{Field, PrinterState};
 
 /// Everything a config depends on besides the printer.
@@ -64,6 +64,8 @@ pub struct PrinterView {
     pub source: Option<Source>,
     /// The QuickView URL when it is a valid http(s) URL.
     pub configuration_url: Option<String>,
+    /// The printer has an `app_token`: it gets the "App Connection" entity.
+    pub app_connection: bool,
 }
 
 impl PrinterView {
@@ -83,6 +85,7 @@ impl PrinterView {
             name: name.to_owned(),
             source: state.source,
             configuration_url: device::configuration_url(state.quickview_url.as_deref()),
+            app_connection: false,
         }
     }
 }
@@ -98,6 +101,8 @@ enum Feed {
     Event,
     /// A retained `<base>/bridge/<leaf>` value.
     Bridge(&'static str),
+    /// The retained App Connection registration state.
+    AppConnection,
 }
 
 impl Feed {
@@ -107,6 +112,7 @@ impl Feed {
             Feed::LastEvent => topics.printer(slug, LAST_EVENT),
             Feed::Event => topics.printer(slug, EVENT),
             Feed::Bridge(leaf) => topics.bridge(leaf),
+            Feed::AppConnection => topics.printer(slug, APP_CONNECTION),
         }
     }
 }
@@ -214,13 +220,15 @@ pub fn platform_configs(platform: &Platform, printer: &PrinterView, ctx: &Contex
     out
 }
 
-/// Every config topic a printer with this slug has, to clear on removal.
+/// Every config topic a printer with this slug can have (the App
+/// Connection entity's included), to clear on removal.
 pub fn config_topics(slug: &str, ctx: &Context) -> Vec<String> {
     let view = PrinterView {
         slug: slug.to_owned(),
         name: slug.to_owned(),
         source: None,
         configuration_url: None,
+        app_connection: true,
     };
     configs(&view, ctx).into_iter().map(|m| m.topic).collect()
 }

@@ -1,4 +1,5 @@
-//! The `sensor` platform: every printer value, and the bridge's counters.
+//! The `sensor` platform: every printer value, the App Connection state of
+//! printers with an `app_token`, and the bridge's counters.
 
 use serde::Serialize;
 
@@ -6,6 +7,7 @@ use super::device::{Base, Look, Owner};
 use super::{Discovered, Feed};
 use crate::event::Status;
 use crate::mqtt::topics::{BRIDGE_LAST_WEBHOOK, BRIDGE_VERSION, BRIDGE_WEBHOOKS};
+use crate::octoeverywhere::AppState;
 use crate::state::Field;
 
 /// An MQTT sensor config.
@@ -38,8 +40,8 @@ struct Row {
     device_class: Option<&'static str>,
     unit: Option<&'static str>,
     state_class: Option<&'static str>,
-    /// `device_class: enum` with every printer state as its options.
-    states_as_options: bool,
+    /// The options of a `device_class: enum` sensor.
+    options: Options,
     /// Attributes from this topic's JSON.
     attributes: Option<Feed>,
 }
@@ -52,7 +54,7 @@ const fn row(object: &'static str, name: &'static str, feed: Feed) -> Row {
         device_class: None,
         unit: None,
         state_class: None,
-        states_as_options: false,
+        options: Options::None,
         attributes: None,
     }
 }
@@ -99,7 +101,7 @@ const PRINTER: [Row; 11] = [
             "mdi:printer-3d",
         );
         r.device_class = Some("enum");
-        r.states_as_options = true;
+        r.options = Options::PrinterStates;
         r
     },
     {
@@ -166,6 +168,35 @@ const PRINTER: [Row; 11] = [
     },
 ];
 
+/// Only for printers with an `app_token`.
+const APP_CONNECTION: Row = {
+    let mut r = template(
+        row("app_connection", "App Connection", Feed::AppConnection),
+        EMPTY_IS_UNKNOWN,
+    );
+    r.device_class = Some("enum");
+    r.options = Options::AppStates;
+    diagnostic(icon(r, "mdi:link-variant"))
+};
+
+/// Which states an enum sensor declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Options {
+    None,
+    PrinterStates,
+    AppStates,
+}
+
+impl Options {
+    fn list(self) -> Option<Vec<&'static str>> {
+        match self {
+            Options::None => None,
+            Options::PrinterStates => Some(Status::ALL.iter().map(|s| s.name()).collect()),
+            Options::AppStates => Some(AppState::ALL.iter().map(|s| s.name()).collect()),
+        }
+    }
+}
+
 const BRIDGE: [Row; 3] = [
     {
         let mut r = row(
@@ -191,8 +222,8 @@ const BRIDGE: [Row; 3] = [
     )),
 ];
 
-fn configs(owner: &Owner<'_>, rows: &[Row]) -> Vec<Discovered> {
-    rows.iter()
+fn configs<'r>(owner: &Owner<'_>, rows: impl IntoIterator<Item = &'r Row>) -> Vec<Discovered> {
+    rows.into_iter()
         .map(|r| {
             let sensor = Sensor {
                 base: owner.base(&r.look),
@@ -201,9 +232,7 @@ fn configs(owner: &Owner<'_>, rows: &[Row]) -> Vec<Discovered> {
                 device_class: r.device_class,
                 unit_of_measurement: r.unit,
                 state_class: r.state_class,
-                options: r
-                    .states_as_options
-                    .then(|| Status::ALL.iter().map(|s| s.name()).collect()),
+                options: r.options.list(),
                 json_attributes_topic: r.attributes.map(|f| owner.topic(f)),
                 json_attributes_template: r.attributes.map(|_| JSON_OR_NOTHING),
             };
@@ -214,7 +243,8 @@ fn configs(owner: &Owner<'_>, rows: &[Row]) -> Vec<Discovered> {
 
 /// A printer's sensors.
 pub(super) fn printer(owner: &Owner<'_>) -> Vec<Discovered> {
-    configs(owner, &PRINTER)
+    let app_connection = owner.app_connection.then_some(&APP_CONNECTION);
+    configs(owner, PRINTER.iter().chain(app_connection))
 }
 
 /// The bridge's sensors.

@@ -21,6 +21,7 @@ fn view() -> PrinterView {
         name: "Ender 3".into(),
         source: Some(Source::OctoEverywhere),
         configuration_url: Some("https://octoeverywhere.com/quickview?id=Q".into()),
+        app_connection: true,
     }
 }
 
@@ -96,6 +97,7 @@ fn printer_configs_cover_the_entity_table() {
         "sensor/total_layers",
         "sensor/error",
         "sensor/last_event",
+        "sensor/app_connection",
         "binary_sensor/printing",
         "binary_sensor/problem",
         "image/snapshot",
@@ -114,6 +116,13 @@ fn printer_configs_cover_the_entity_table() {
             .map(|k| format!("device_automation/print2mqtt_ender3/{k}/config")),
     );
     assert_eq!(objects, want);
+    let without = PrinterView {
+        app_connection: false,
+        ..view()
+    };
+    let without: Vec<_> = configs(&without, &ctx("homeassistant"));
+    assert_eq!(without.len(), objects.len() - 1, "only with an app_token");
+    assert!(!without.iter().any(|m| m.topic.contains("app_connection")));
 }
 
 #[test]
@@ -129,6 +138,15 @@ fn enum_options_and_event_types_are_complete() {
     let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.name()).collect();
     assert_eq!(event["event_types"], serde_json::json!(names));
     assert_eq!(event["state_topic"], "print2mqtt/ender3/event");
+    let app = find("/sensor/print2mqtt_ender3/app_connection/");
+    assert_eq!(app["device_class"], "enum");
+    assert_eq!(app["entity_category"], "diagnostic");
+    assert_eq!(app["state_topic"], "print2mqtt/ender3/app_connection");
+    let options: Vec<&str> = crate::octoeverywhere::AppState::ALL
+        .iter()
+        .map(|s| s.name())
+        .collect();
+    assert_eq!(app["options"], serde_json::json!(options));
 }
 
 #[test]

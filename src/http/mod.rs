@@ -2,6 +2,7 @@
 //! (header size, header read timeout), and shuts down gracefully — stop
 //! accepting, let in-flight requests finish.
 
+mod appconnection;
 mod reply;
 mod routes;
 mod webhook;
@@ -20,6 +21,7 @@ use tracing::{debug, warn};
 
 use crate::config::Config;
 use crate::mqtt::publisher::Health;
+use crate::octoeverywhere::Registrations;
 use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
 
@@ -43,6 +45,8 @@ pub struct Shared {
     pub health: Health,
     pub outbox: Outbox,
     pub started: Instant,
+    /// App Connection registration state per printer with an `app_token`.
+    pub registrations: Registrations,
 }
 
 /// Serves HTTP on `listener` until `shutdown`, then drains.

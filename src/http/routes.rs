@@ -11,7 +11,7 @@ use serde_json::json;
 use tracing::info;
 
 use super::reply::{self, Reply};
-use super::{Shared, webhook};
+use super::{Shared, appconnection, webhook};
 use crate::auth;
 use crate::ingest::Dialect;
 
@@ -75,6 +75,13 @@ pub async fn route(
                 reply::error(StatusCode::UNAUTHORIZED, "admin token required")
             } else {
                 get_only(printers)
+            }
+        }
+        "/api/appconnection" => {
+            if !admin_allowed(&shared, peer, &req) {
+                reply::error(StatusCode::UNAUTHORIZED, "admin token required")
+            } else {
+                get_only(appconnection::list)
             }
         }
         _ => reply::error(StatusCode::NOT_FOUND, "not found"),

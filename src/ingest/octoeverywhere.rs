@@ -78,6 +78,21 @@ fn event_type(f: &Fields) -> Result<i64, IngestError> {
     Ok(n as i64)
 }
 
+/// The `EventType` number OctoEverywhere sends `kind` as, if it has one: a
+/// cancel is a failure (3) to it; `custom` and `unknown` have none. Used for
+/// the App Connection event filter.
+pub fn code_for(kind: EventKind) -> Option<i64> {
+    let kind = if kind == EventKind::Cancelled {
+        EventKind::Failed
+    } else {
+        kind
+    };
+    EVENT_TYPES
+        .iter()
+        .find(|(_, k)| *k == kind)
+        .map(|(c, _)| *c)
+}
+
 /// The event kind for a code; a failure the sender calls cancelled is a cancel.
 fn kind_for(code: i64, error: Option<&str>) -> EventKind {
     let kind = EVENT_TYPES
@@ -126,6 +141,16 @@ mod tests {
         );
         assert_eq!(kind_for(3, Some("Thermal runaway")), EventKind::Failed);
         assert_eq!(kind_for(9, Some("cancelled")), EventKind::Error);
+    }
+
+    #[test]
+    fn kinds_map_back_to_codes() {
+        for (code, kind) in EVENT_TYPES {
+            assert_eq!(code_for(kind), Some(code));
+        }
+        assert_eq!(code_for(EventKind::Cancelled), Some(3));
+        assert_eq!(code_for(EventKind::Custom), None);
+        assert_eq!(code_for(EventKind::Unknown), None);
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub struct Topics {
 /// The retained `last_event` leaf and the non-retained `event` stream leaf.
 pub const LAST_EVENT: &str = "last_event";
 pub const EVENT: &str = "event";
+/// The retained App Connection registration state leaf (DESIGN.md §9).
+pub const APP_CONNECTION: &str = "app_connection";
 
 /// Leaves under `<base>/bridge/`: connection state (`online`/`offline`),
 /// webhooks accepted since the counter began, the time of the last one, and

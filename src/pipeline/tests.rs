@@ -192,7 +192,7 @@ fn removal_by_slug_or_id_clears_configs_and_values() {
     let r = p.remove("ender 3").expect("case-insensitive printer id");
     assert_eq!(r.slug, "ender_3");
     assert!(!p.contains("ender_3"));
-    assert_eq!(r.configs.len(), 35);
+    assert_eq!(r.configs.len(), 36, "the App Connection entity's too");
     assert!(
         r.configs
             .iter()
@@ -205,7 +205,8 @@ fn removal_by_slug_or_id_clears_configs_and_values() {
         .map(|m| m.topic.rsplit('/').next().unwrap())
         .collect();
     assert!(leaves.contains(&"snapshot_url") && leaves.contains(&"last_event"));
-    assert_eq!(leaves.len(), Field::ALL.len() + 1);
+    assert!(leaves.contains(&"app_connection"));
+    assert_eq!(leaves.len(), Field::ALL.len() + 2);
 
     let (_, back) = p.accept(&topics(), &event("Ender 3", Some("E")));
     assert_eq!(
@@ -214,6 +215,40 @@ fn removal_by_slug_or_id_clears_configs_and_values() {
         "a printer that returns is discovered again"
     );
     assert!(p.remove("ender_3").is_some(), "by slug");
+}
+
+#[test]
+fn a_printer_with_an_app_token_is_a_device_with_an_app_connection_entity() {
+    let mut c = config();
+    c.printers.insert(
+        "OE-1".into(),
+        Printer {
+            app_token: crate::config::Secret::new("tok"),
+            ..Printer::default()
+        },
+    );
+    let mut p = Printers::from_config(&c);
+    assert_eq!(p.ensure("OE-1"), "oe-1");
+    assert_eq!(p.states["oe-1"].printer_id, "OE-1");
+    assert!(
+        p.discovery_filters()
+            .iter()
+            .any(|f| f.contains("print2mqtt_oe-1"))
+    );
+    let start = p.startup(&[]);
+    assert!(
+        configs(&start).contains(&"homeassistant/sensor/print2mqtt_oe-1/app_connection/config"),
+        "configs at start, before any webhook"
+    );
+    let m = p.app_connection(&topics(), "OE-1", AppState::Revoked);
+    assert_eq!(m.len(), 1, "configs unchanged: only the state");
+    assert_eq!(
+        (m[0].topic.as_str(), &m[0].payload[..], m[0].retain),
+        ("print2mqtt/oe-1/app_connection", &b"revoked"[..], true)
+    );
+    // A printer without a token has no such entity.
+    let (_, other) = p.accept(&topics(), &event("E3", None));
+    assert!(!configs(&other).iter().any(|t| t.contains("app_connection")));
 }
 
 /// Retained `(topic, payload)` pairs as `Printers::restore` takes them.

@@ -2,6 +2,8 @@
 //! MQTT subscriber, an HTTP client, and the bridge started in-process.
 #![allow(dead_code)]
 
+pub mod fake_oe;
+
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -462,9 +464,15 @@ impl Process {
     /// under a fixed client id (as a restarted bridge would have), and
     /// returns once it listens.
     pub fn start(broker_url: &str, data: &Path) -> Process {
-        let http = free_port();
+        Process::start_with(broker_url, data, free_port(), &[])
+    }
+
+    /// [`Process::start`] on a given HTTP port, with extra environment
+    /// variables.
+    pub fn start_with(broker_url: &str, data: &Path, http: u16, env: &[(&str, &str)]) -> Process {
         let log = tempfile::tempdir().unwrap().keep().join("bridge.log");
         let child = bin()
+            .envs(env.iter().copied())
             .env("PRINT2MQTT_HTTP__LISTEN", format!("127.0.0.1:{http}"))
             .env("PRINT2MQTT_MQTT__URL", broker_url)
             .env("PRINT2MQTT_MQTT__CLIENT_ID", "print2mqtt-process")
@@ -494,6 +502,11 @@ impl Process {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// What the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Waits for the process to exit; returns its status and log.
