@@ -15,17 +15,23 @@
 //! - [`outbox`]: the durable store of accepted, undelivered messages (redb).
 //! - [`mqtt`]: topic names, message rendering, delivery bookkeeping,
 //!   publisher, restore, printer removal, embedded broker.
+//! - [`supervisor`]: the Home Assistant Supervisor's MQTT service (add-on).
 //! - [`app`]: wiring and shutdown order.
+//! - [`healthcheck`], [`simulate`]: the `healthcheck` and `simulate`
+//!   commands, clients of a running bridge.
 
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod event;
+pub mod healthcheck;
 pub mod homeassistant;
 pub mod http;
 pub mod ingest;
 pub mod mqtt;
 pub mod outbox;
 pub mod pipeline;
+pub mod simulate;
 pub mod slug;
 pub mod state;
+pub mod supervisor;
