@@ -527,10 +527,9 @@ async fn scale_run(a: &Args) {
             let rx = rx.clone();
             tokio::spawn(async move {
                 let mut send = connect(http).await;
-                while let Some(k) = {
+                loop {
                     let job = rx.lock().await.recv().await;
-                    job
-                } {
+                    let Some(k) = job else { break };
                     assert_eq!(post(&mut send, http, body(k, n)).await, 200);
                 }
             })

@@ -14,13 +14,14 @@ use tracing::{info, warn};
 use ulid::Ulid;
 
 use crate::config::Config;
-use crate::http::{self, Shared};
+use crate::http::{self, Shared, Surface};
 use crate::mqtt::publisher::{Health, Publisher, Setup};
 use crate::mqtt::topics::Topics;
 use crate::mqtt::{self, BrokerUrl, Role, embedded, restore};
 use crate::octoeverywhere::{self, Registrations};
 use crate::outbox::Outbox;
 use crate::pipeline::{Pipeline, Printers, Start, retained_of};
+use crate::supervisor;
 
 /// How long start-up waits for the broker's retained state.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,6 +32,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Bridge {
     http_addr: SocketAddr,
+    ingress_addr: Option<SocketAddr>,
     health: Health,
     registrations: Registrations,
     shutdown: CancellationToken,
@@ -41,6 +43,11 @@ impl Bridge {
     /// The address the webhook listener is bound to.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The address the ingress listener is bound to, if configured.
+    pub fn ingress_addr(&self) -> Option<SocketAddr> {
+        self.ingress_addr
     }
 
     /// The broker connection's state.
@@ -78,7 +85,13 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     }
     let next_seq = pending.last().map_or(0, |r| r.seq + 1);
 
-    let url = match BrokerUrl::parse(&config.mqtt.url).map_err(anyhow::Error::msg)? {
+    let configured = BrokerUrl::parse(&config.mqtt.url).map_err(anyhow::Error::msg)?;
+    // As a Home Assistant add-on, an empty mqtt.url means the Supervisor's broker.
+    let configured = match configured {
+        Some(url) => Some(url),
+        None => supervisor::broker(&config).await,
+    };
+    let url = match configured {
         Some(url) => url,
         None => {
             embedded::start(config.broker.listen)?;
@@ -159,6 +172,15 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         .await
         .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
     let http_addr = listener.local_addr()?;
+    let ingress = match config.http.ingress_addr()? {
+        Some(addr) => Some(
+            http::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (http.ingress_listen)"))?,
+        ),
+        None => None,
+    };
+    let ingress_addr = ingress.as_ref().map(|l| l.local_addr()).transpose()?;
     info!(%http_addr, broker = %format!("{}:{}", url.host, url.port), "Listening for webhooks");
 
     let shutdown = CancellationToken::new();
@@ -176,7 +198,14 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     });
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        http::serve(listener, shared, stop).await;
+        let ingress = ingress.map(|l| {
+            let serve = http::serve(l, shared.clone(), stop.clone(), Surface::Ingress);
+            tokio::spawn(serve)
+        });
+        http::serve(listener, shared, stop, Surface::Main).await;
+        if let Some(ingress) = ingress {
+            let _ = ingress.await;
+        }
         // They hold pipeline handles: the writer ends after they do.
         for registrar in registrars {
             let _ = registrar.await;
@@ -186,6 +215,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     });
     Ok(Bridge {
         http_addr,
+        ingress_addr,
         health,
         registrations,
         shutdown,

@@ -44,6 +44,10 @@ pub struct Config {
 pub struct Http {
     pub listen: SocketAddr,
     pub admin_token: Secret,
+    /// A second listener for Home Assistant ingress: the status page and
+    /// API, never webhooks. Empty: none.
+    #[serde(deserialize_with = "text")]
+    pub ingress_listen: String,
 }
 
 /// `[mqtt]`: the broker the bridge publishes to.
@@ -128,11 +132,20 @@ pub struct OctoEverywhere {
     pub renew_days: u32,
 }
 
+impl Http {
+    /// `ingress_listen` as an address; `Ok(None)` when empty.
+    pub fn ingress_addr(&self) -> Result<Option<SocketAddr>, std::net::AddrParseError> {
+        let text = self.ingress_listen.trim();
+        (!text.is_empty()).then(|| text.parse()).transpose()
+    }
+}
+
 impl Default for Http {
     fn default() -> Self {
         Http {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             admin_token: Secret::default(),
+            ingress_listen: String::new(),
         }
     }
 }
@@ -379,6 +392,12 @@ impl Config {
                 problem,
             });
         };
+        if self.http.ingress_addr().is_err() {
+            bad(
+                "http.ingress_listen".into(),
+                "must be an address such as 0.0.0.0:8099, or empty".into(),
+            );
+        }
         if let Err(problem) = crate::mqtt::BrokerUrl::parse(&self.mqtt.url) {
             bad("mqtt.url".into(), problem);
         }
@@ -539,7 +558,9 @@ struct Environment;
 
 impl Environment {
     fn env() -> Env {
-        Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"])
+        Env::prefixed(ENV_PREFIX)
+            .split("__")
+            .ignore(&["config", "supervisor_url"])
     }
 }
 

@@ -17,12 +17,16 @@
 //!   publisher, restore, printer removal, embedded broker.
 //! - [`octoeverywhere`]: App Connection registration of the bridge's own
 //!   callback URL with OctoEverywhere.
+//! - [`supervisor`]: the Home Assistant Supervisor's MQTT service (add-on).
 //! - [`app`]: wiring and shutdown order.
+//! - [`healthcheck`], [`simulate`]: the `healthcheck` and `simulate`
+//!   commands, clients of a running bridge.
 
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod event;
+pub mod healthcheck;
 pub mod homeassistant;
 pub mod http;
 pub mod ingest;
@@ -30,5 +34,7 @@ pub mod mqtt;
 pub mod octoeverywhere;
 pub mod outbox;
 pub mod pipeline;
+pub mod simulate;
 pub mod slug;
 pub mod state;
+pub mod supervisor;

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use print2mqtt::app;
 use print2mqtt::config::{Config, Sources};
 use print2mqtt::mqtt::remove::{RemoveError, remove_printer};
 use print2mqtt::octoeverywhere::{api::Call, cli as oe};
+use print2mqtt::{app, healthcheck, simulate};
 use tracing_subscriber::EnvFilter;
 
 /// Turns 3D-printer notification webhooks into MQTT topics and Home Assistant devices.
@@ -53,6 +53,11 @@ enum Command {
         #[arg(long, value_name = "ID")]
         printer: Option<String>,
     },
+    /// Ask the running bridge's /healthz (exit 0 healthy, 1 not): the
+    /// container HEALTHCHECK
+    Healthcheck,
+    /// Play a whole simulated print against a running bridge
+    Simulate(simulate::Args),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +70,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    if let Some(Command::Simulate(args)) = &cli.command {
+        return run_simulation(args);
+    }
     let sources = Sources {
         file: cli.config,
         ..Sources::default()
@@ -88,6 +96,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::Healthcheck) = cli.command {
+        return match runtime.block_on(healthcheck::check(&config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::RemovePrinter { printer }) = cli.command {
         return match runtime.block_on(remove_printer(&config, &printer)) {
             Ok(removed) => {
@@ -135,6 +152,27 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `print2mqtt simulate`: needs no configuration, only the bridge's URL.
+fn run_simulation(args: &simulate::Args) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(simulate::run(args)) {
+        Ok(sent) => {
+            println!("simulated a whole print: {sent} webhooks, all accepted");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

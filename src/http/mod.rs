@@ -3,6 +3,7 @@
 //! accepting, let in-flight requests finish.
 
 mod appconnection;
+mod ingress;
 mod reply;
 mod routes;
 mod webhook;
@@ -49,8 +50,23 @@ pub struct Shared {
     pub registrations: Registrations,
 }
 
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Everything: webhooks, status page, API (`http.listen`).
+    Main,
+    /// Home Assistant ingress: status page and API only, behind the
+    /// Supervisor's proxy (`http.ingress_listen`).
+    Ingress,
+}
+
 /// Serves HTTP on `listener` until `shutdown`, then drains.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    surface: Surface,
+) {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -74,7 +90,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let service = service_fn(move |req| routes::route(shared.clone(), peer, req));
+        let service = service_fn(move |req| dispatch(surface, shared.clone(), peer, req));
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -89,6 +105,18 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
         .is_err()
     {
         warn!("In-flight HTTP requests did not finish in time");
+    }
+}
+
+async fn dispatch(
+    surface: Surface,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    req: http::Request<hyper::body::Incoming>,
+) -> Result<reply::Reply, std::convert::Infallible> {
+    match surface {
+        Surface::Main => routes::route(shared, peer, req).await,
+        Surface::Ingress => ingress::route(shared, peer, req).await,
     }
 }
 
