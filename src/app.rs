@@ -139,7 +139,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         startup,
     });
 
-    let listener = http::bind(config.http.listen)
+    let listener = http::bind(&config.http)
         .await
         .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
     let http_addr = listener.local_addr()?;

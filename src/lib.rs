@@ -15,6 +15,7 @@
 //! - [`outbox`]: the durable store of accepted, undelivered messages (redb).
 //! - [`mqtt`]: topic names, message rendering, delivery bookkeeping,
 //!   publisher, restore, printer removal, embedded broker.
+//! - [`tls`]: PEM files to rustls configurations (HTTPS, mqtts://).
 //! - [`app`]: wiring and shutdown order.
 
 pub mod app;
@@ -29,3 +30,4 @@ pub mod outbox;
 pub mod pipeline;
 pub mod slug;
 pub mod state;
+pub mod tls;

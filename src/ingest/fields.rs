@@ -4,7 +4,7 @@
 //! clamped, never passed on raw).
 
 use serde_json::{Map, Value};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::IngestError;
 
@@ -86,8 +86,12 @@ pub fn count(key: &str, n: f64) -> Option<u64> {
     if (0.0..=MAX_COUNT).contains(&n) {
         // In range and finite: the cast only drops the fraction.
         Some(n.trunc() as u64)
+    } else if n == -1.0 {
+        // OctoEverywhere's "no estimate yet": expected, not worth a warning.
+        debug!(field = key, "No value (-1)");
+        None
     } else {
-        debug!(field = key, value = n, "Out-of-range value dropped");
+        warn!(field = key, value = n, "Out-of-range value dropped");
         None
     }
 }
@@ -95,7 +99,7 @@ pub fn count(key: &str, n: f64) -> Option<u64> {
 /// A number as a percentage 0..=100.
 pub fn percent(key: &str, n: f64) -> u8 {
     if !(0.0..=100.0).contains(&n) {
-        debug!(field = key, value = n, "Out-of-range percentage clamped");
+        warn!(field = key, value = n, "Out-of-range percentage clamped");
     }
     // Clamped to 0..=100 first, so the cast cannot overflow.
     n.clamp(0.0, 100.0).trunc() as u8
