@@ -2,6 +2,9 @@
 //! MQTT subscriber, an HTTP client, and the bridge started in-process.
 #![allow(dead_code)]
 
+pub mod pki;
+pub mod raw;
+
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -38,6 +41,8 @@ pub struct Mosquitto {
     dir: tempfile::TempDir,
     child: Option<Child>,
     persistent: bool,
+    /// Extra mosquitto.conf lines (more listeners, TLS).
+    extra: String,
 }
 
 impl Mosquitto {
@@ -55,6 +60,20 @@ impl Mosquitto {
         Self::launch(free_port(), true)
     }
 
+    /// A broker with more configuration after its plain listener on
+    /// `port` (e.g. a TLS listener).
+    pub fn start_with(extra: &str) -> Mosquitto {
+        let mut m = Mosquitto {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+            persistent: false,
+            extra: extra.to_owned(),
+        };
+        m.spawn();
+        m
+    }
+
     fn launch(port: u16, persistent: bool) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         let mut m = Mosquitto {
@@ -62,6 +81,7 @@ impl Mosquitto {
             dir,
             child: None,
             persistent,
+            extra: String::new(),
         };
         m.spawn();
         m
@@ -84,10 +104,11 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence {}\npersistence_location {}/\nmax_queued_messages 100000\n",
-                self.port,
+                "allow_anonymous true\npersistence {}\npersistence_location {}/\nmax_queued_messages 100000\nlistener {} 127.0.0.1\n{}\n",
                 self.persistent,
                 self.dir.path().display(),
+                self.port,
+                self.extra,
             ),
         )
         .unwrap();
