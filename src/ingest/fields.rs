@@ -1,7 +1,7 @@
 //! Typed reads from a loosely typed JSON object: the number, text and count
 //! rules every dialect shares (numbers as integers, floats or numeric strings;
-//! `null` and empty strings mean absent; out-of-range values are dropped or
-//! clamped, never passed on raw).
+//! `null` and empty strings mean absent; out-of-range and non-finite values
+//! are dropped or clamped with a warning, never passed on raw).
 
 use serde_json::{Map, Value};
 use tracing::{debug, warn};
@@ -66,7 +66,9 @@ pub fn number(v: &Value) -> Result<Option<f64>, &'static str> {
     if n.is_finite() {
         Ok(Some(n))
     } else {
-        Err("expected a finite number")
+        // "NaN", "inf": a number, but no value to publish.
+        warn!(value = %n, "Non-finite number dropped");
+        Ok(None)
     }
 }
 
@@ -148,7 +150,7 @@ mod tests {
         assert_eq!(f.percent("p2").unwrap(), Some(100));
         assert_eq!(f.count("t").unwrap(), None);
         assert_eq!(f.count("big").unwrap(), None);
-        assert!(f.number("x").is_err());
-        assert!(f.number("inf").is_err());
+        assert_eq!(f.number("x").unwrap(), None);
+        assert_eq!(f.number("inf").unwrap(), None);
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use super::{IngestError, depth};
+use super::{IngestError, depth, json};
 
 /// Fields that are free text typed by the user, never decoded as JSON.
 const TEXT_FIELDS: [&str; 4] = ["deviceIdentifier", "apiSecret", "topic", "message"];
@@ -85,11 +85,14 @@ pub fn field_value(key: &str, raw: String, max_depth: usize) -> Result<Value, In
         return Err(IngestError::TooDeep(max_depth));
     }
     match first {
-        Some(b'{') => serde_json::from_str(&raw).map_err(|e| IngestError::FieldJson {
-            field: key.to_owned(),
-            detail: e.to_string(),
+        Some(b'{') => json::parse(raw.as_bytes(), max_depth).map_err(|e| match e {
+            IngestError::Json(detail) => IngestError::FieldJson {
+                field: key.to_owned(),
+                detail,
+            },
+            other => other,
         }),
-        Some(b'[') => Ok(serde_json::from_str(&raw).unwrap_or(Value::String(raw))),
+        Some(b'[') => Ok(json::parse(raw.as_bytes(), max_depth).unwrap_or(Value::String(raw))),
         _ => Ok(Value::String(raw)),
     }
 }

@@ -5,6 +5,7 @@
 mod depth;
 mod fields;
 mod form;
+mod json;
 mod multipart;
 pub mod octoeverywhere;
 pub mod octoprint;
@@ -256,7 +257,8 @@ fn encoding(hook: &Webhook) -> Result<Encoding, IngestError> {
         "multipart/form-data" => Encoding::Multipart,
         // No type, or a generic one: recognise the body by its content.
         "" | "text/plain" | "application/octet-stream" => return sniff(body),
-        _ => return Err(IngestError::MediaType(essence)),
+        // Named in the answer, so cut to a readable length.
+        _ => return Err(IngestError::MediaType(essence.chars().take(100).collect())),
     };
     // A body sent under the wrong label still gets through.
     Ok(match labelled {
@@ -291,7 +293,8 @@ fn decode(hook: &Webhook, encoding: Encoding) -> Result<Decoded, IngestError> {
     let body = strip_bom(hook.body);
     let depth = hook.limits.max_json_depth;
     let (map, file) = match encoding {
-        Encoding::Json => (json_object(body, depth)?, None),
+        Encoding::Json if body.trim_ascii().is_empty() => return Err(IngestError::Empty),
+        Encoding::Json => (json::object(body, depth)?, None),
         Encoding::Form if body.trim_ascii().is_empty() => return Err(IngestError::Empty),
         Encoding::Form => (form::parse_body(body.trim_ascii(), depth)?, None),
         Encoding::Query => (form::from_query(hook.query, depth)?, None),
@@ -302,20 +305,6 @@ fn decode(hook: &Webhook, encoding: Encoding) -> Result<Decoded, IngestError> {
         }
     };
     Ok(Decoded { map, file })
-}
-
-fn json_object(body: &[u8], max_depth: usize) -> Result<Map<String, Value>, IngestError> {
-    if body.trim_ascii().is_empty() {
-        return Err(IngestError::Empty);
-    }
-    if depth::exceeds(body, max_depth) {
-        return Err(IngestError::TooDeep(max_depth));
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(IngestError::NotObject),
-        Err(e) => Err(IngestError::Json(e.to_string())),
-    }
 }
 
 fn detect(map: &Map<String, Value>) -> Option<Dialect> {

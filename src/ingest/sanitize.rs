@@ -1,16 +1,20 @@
 //! Text values made safe to publish, whatever a webhook sends: control
 //! characters and bidirectional overrides removed (line breaks and tabs
-//! become spaces), every value capped at [`MAX_TEXT_CHARS`] characters. Topic
+//! become spaces), every value capped at [`MAX_TEXT_CHARS`] characters, an
+//! absurd Z height dropped. Topic
 //! levels never come from these values (they come from `slug`); this keeps
 //! plain-text payloads, the event JSON and Home Assistant's names readable.
 
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::IngestError;
 use crate::event::Event;
 
 /// The longest text value published (file names, errors, names, URLs).
 pub const MAX_TEXT_CHARS: usize = 1024;
+
+/// The largest Z height taken as real, in millimetres (either sign).
+const MAX_Z_MM: f64 = 100_000.0;
 
 /// Characters that reorder the text around them (bidi embeddings,
 /// overrides, isolates and marks): a file name `\u{202E}gnp.exe` shows as
@@ -41,6 +45,10 @@ pub fn event(event: &mut Event) -> Result<(), IngestError> {
             .as_deref()
             .map(|s| clean(name, s))
             .filter(|s| !s.trim().is_empty());
+    }
+    if let Some(z) = event.z.filter(|z| z.abs() > MAX_Z_MM) {
+        warn!(field = "z", value = z, "Out-of-range value dropped");
+        event.z = None;
     }
     Ok(())
 }
@@ -93,7 +101,9 @@ mod tests {
         e.file = Some("x".repeat(5000));
         e.error = Some("\u{1}".into());
         e.printer_name = Some("Ender\u{202D} 3".into());
+        e.z = Some(1e30);
         event(&mut e).unwrap();
+        assert_eq!(e.z, None);
         assert_eq!(e.printer_id, "p1");
         assert_eq!(e.file.as_ref().map(String::len), Some(MAX_TEXT_CHARS));
         assert_eq!(e.error, None);

@@ -240,6 +240,19 @@ impl Subscriber {
         }
     }
 
+    /// Collects messages up to and including the first on exactly `topic`.
+    pub async fn collect_until(&mut self, topic: &str) -> Vec<Msg> {
+        let mut out = Vec::new();
+        loop {
+            let m = self.next().await;
+            let done = m.topic == topic;
+            out.push(m);
+            if done {
+                return out;
+            }
+        }
+    }
+
     /// Waits for a message on exactly `topic`.
     pub async fn until_topic(&mut self, topic: &str) -> Msg {
         loop {
