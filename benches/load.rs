@@ -102,6 +102,7 @@ impl Mirror {
             content_type: Some("application/json"),
             query: &[],
             dialect: None,
+            limits: ingest::Limits::default(),
         };
         let event = ingest::parse(&hook, Reception::now())
             .expect("bench body parses")

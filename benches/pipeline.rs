@@ -36,6 +36,7 @@ fn parse(c: &mut Criterion) {
                     content_type: Some(ct),
                     query: &[],
                     dialect: None,
+                    limits: ingest::Limits::default(),
                 };
                 ingest::parse(&hook, Reception::now()).expect("sample parses")
             })
@@ -52,6 +53,7 @@ fn map(c: &mut Criterion) {
         content_type: Some("application/json"),
         query: &[],
         dialect: None,
+        limits: ingest::Limits::default(),
     };
     let event = ingest::parse(&hook, Reception::now())
         .expect("sample parses")
@@ -71,6 +73,7 @@ fn discovery(c: &mut Criterion) {
         content_type: Some("application/json"),
         query: &[],
         dialect: None,
+        limits: ingest::Limits::default(),
     };
     let event = ingest::parse(&hook, Reception::now())
         .expect("sample parses")

@@ -168,13 +168,13 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         startup,
     });
 
-    let listener = http::bind(config.http.listen)
+    let listener = http::bind(&config.http)
         .await
         .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
     let http_addr = listener.local_addr()?;
     let ingress = match config.http.ingress_addr()? {
         Some(addr) => Some(
-            http::bind(addr)
+            http::bind_plain(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr} (http.ingress_listen)"))?,
         ),

@@ -15,6 +15,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::event::EventKind;
 use crate::{mqtt::topics, slug};
 
+mod checks;
+
 /// The file read when neither `--config` nor `PRINT2MQTT_CONFIG` names one.
 pub const DEFAULT_FILE: &str = "config/print2mqtt.toml";
 /// The Home Assistant add-on's options, read when present.
@@ -48,6 +50,28 @@ pub struct Http {
     /// API, never webhooks. Empty: none.
     #[serde(deserialize_with = "text")]
     pub ingress_listen: String,
+    /// Largest JSON or form body; larger ones get 413.
+    pub max_body_bytes: u64,
+    /// Largest multipart body (a snapshot JPEG rides along).
+    pub max_multipart_bytes: u64,
+    /// Request headers up to this size always get through (never a 431).
+    pub max_header_bytes: u64,
+    /// Time a client gets to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// Time a client gets to send a webhook's body once the headers arrived.
+    pub body_timeout_secs: u64,
+    /// An idle keep-alive connection is closed after this long.
+    pub idle_timeout_secs: u64,
+    /// Open connections beyond which the longest-idle one is closed.
+    pub max_connections: u64,
+    /// Deepest nesting of JSON objects and arrays in a body.
+    pub max_json_depth: u64,
+    /// PEM certificate chain; with `tls_key`, the listener speaks HTTPS.
+    #[serde(deserialize_with = "text")]
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    #[serde(deserialize_with = "text")]
+    pub tls_key: String,
 }
 
 /// `[mqtt]`: the broker the bridge publishes to.
@@ -64,6 +88,15 @@ pub struct Mqtt {
     pub client_id: String,
     #[serde(deserialize_with = "text")]
     pub base_topic: String,
+    /// PEM CA certificate(s) trusted for `mqtts://` instead of the system roots.
+    #[serde(deserialize_with = "text")]
+    pub ca_file: String,
+    /// PEM client certificate chain for `mqtts://` (with `client_key`).
+    #[serde(deserialize_with = "text")]
+    pub client_cert: String,
+    /// PEM private key of `client_cert`.
+    #[serde(deserialize_with = "text")]
+    pub client_key: String,
 }
 
 /// `[storage]`: where the durable outbox lives.
@@ -146,6 +179,16 @@ impl Default for Http {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             admin_token: Secret::default(),
             ingress_listen: String::new(),
+            max_body_bytes: 1024 * 1024,
+            max_multipart_bytes: 16 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+            header_timeout_secs: 30,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 75,
+            max_connections: 1024,
+            max_json_depth: 64,
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }
@@ -158,6 +201,9 @@ impl Default for Mqtt {
             password: Secret::default(),
             client_id: "print2mqtt".into(),
             base_topic: "print2mqtt".into(),
+            ca_file: String::new(),
+            client_cert: String::new(),
+            client_key: String::new(),
         }
     }
 }
@@ -207,6 +253,9 @@ impl fmt::Debug for Mqtt {
             .field("password", &self.password)
             .field("client_id", &self.client_id)
             .field("base_topic", &self.base_topic)
+            .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
             .finish()
     }
 }
@@ -425,6 +474,14 @@ impl Config {
                 "must be a topic without `+`, `#`, NUL or empty levels".into(),
             );
         }
+        for (key, problem) in self
+            .http
+            .problems()
+            .into_iter()
+            .chain(self.mqtt.tls_problems())
+        {
+            bad(key.into(), problem);
+        }
         if self.storage.max_events == 0 {
             bad("storage.max_events".into(), "must be at least 1".into());
         }
@@ -535,7 +592,7 @@ fn figment(sources: &Sources) -> Result<Figment, ConfigErrors> {
 
 /// Keys whose environment value is taken verbatim: figment would read
 /// `PRINT2MQTT_AUTH__SECRET=007` as the number 7.
-const TEXT_KEYS: [&str; 14] = [
+const TEXT_KEYS: [&str; 19] = [
     "admin_token",
     "url",
     "username",
@@ -550,6 +607,11 @@ const TEXT_KEYS: [&str; 14] = [
     "app_token",
     "public_url",
     "api_url",
+    "tls_cert",
+    "tls_key",
+    "ca_file",
+    "client_cert",
+    "client_key",
 ];
 
 /// `PRINT2MQTT_<SECTION>__<KEY>` variables, nested on `__`, with the values

@@ -18,6 +18,7 @@
 //! - [`octoeverywhere`]: App Connection registration of the bridge's own
 //!   callback URL with OctoEverywhere.
 //! - [`supervisor`]: the Home Assistant Supervisor's MQTT service (add-on).
+//! - [`tls`]: PEM files to rustls configurations (HTTPS, mqtts://).
 //! - [`app`]: wiring and shutdown order.
 //! - [`healthcheck`], [`simulate`]: the `healthcheck` and `simulate`
 //!   commands, clients of a running bridge.
@@ -38,3 +39,4 @@ pub mod simulate;
 pub mod slug;
 pub mod state;
 pub mod supervisor;
+pub mod tls;

@@ -153,7 +153,7 @@ async fn rejected_requests_get_their_status_and_publish_nothing() {
             json.to_vec(),
             format!("{{\"a\":{}", "[".repeat(5000)).into_bytes(),
             400,
-            "not valid JSON",
+            "nested deeper than 64 levels",
         ),
         (
             "xml",

@@ -1,9 +1,11 @@
-//! The hyper listener: accepts connections, applies the protocol limits
-//! (header size, header read timeout), and shuts down gracefully — stop
-//! accepting, let in-flight requests finish.
+//! The hyper listener: binds (with TLS when configured), accepts connections
+//! within `http.max_connections` and hands each to [`conn`], and shuts down
+//! gracefully — stop accepting, let in-flight requests finish.
 
 mod appconnection;
+mod conn;
 mod ingress;
+pub mod limits;
 mod reply;
 mod routes;
 mod webhook;
@@ -12,29 +14,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::mqtt::publisher::Health;
 use crate::octoeverywhere::Registrations;
 use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
 
-/// Request headers up to this size are accepted (never a 431 below it:
-/// OctoEverywhere's relay resends a 431'd body with no headers at all).
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Largest JSON or form body.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Largest multipart body (a snapshot JPEG rides along).
-pub const MAX_MULTIPART_BYTES: usize = 16 * 1024 * 1024;
-/// Time a client gets to send its request headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time in-flight requests get to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -60,24 +51,41 @@ pub enum Surface {
     Ingress,
 }
 
+/// A bound listener, with its TLS acceptor when `http.tls_cert` is set.
+pub struct Listener {
+    tcp: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("tcp", &self.tcp)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl Listener {
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
 /// Serves HTTP on `listener` until `shutdown`, then drains.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Listener,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     surface: Surface,
 ) {
     let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .max_header_size(MAX_HEADER_BYTES * 2)
-        .max_buf_size(MAX_HEADER_BYTES * 4)
-        .max_headers(1024);
+    let limits = limits::Limits::new(&shared.config.http);
+    let table = Arc::new(limits::Table::new(limits.max_connections));
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.tcp.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
                     // Out of file descriptors and the like: back off briefly.
@@ -88,15 +96,20 @@ pub async fn serve(
             },
             () = shutdown.cancelled() => break,
         };
+        let Some(slot) = table.admit() else {
+            debug!(%peer, "Connection refused: every connection is busy");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let service = service_fn(move |req| dispatch(surface, shared.clone(), peer, req));
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                debug!(%peer, error = %e, "HTTP connection ended with an error");
-            }
-        });
+        let conn = conn::Conn {
+            shared: shared.clone(),
+            table: table.clone(),
+            limits,
+            tls: listener.tls.clone(),
+            watcher: graceful.watcher(),
+            surface,
+        };
+        tokio::spawn(conn.run(stream, peer, slot));
     }
     drop(listener);
     drop(shared);
@@ -108,7 +121,8 @@ pub async fn serve(
     }
 }
 
-async fn dispatch(
+/// Routes a request by the listener it came in on.
+pub(crate) async fn dispatch(
     surface: Surface,
     shared: Arc<Shared>,
     peer: SocketAddr,
@@ -120,8 +134,42 @@ async fn dispatch(
     }
 }
 
-/// Binds the listener (separate from [`serve`] so start-up errors surface
-/// before anything runs).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+/// Binds the listener of `[http]` (separate from [`serve`] so start-up
+/// errors surface before anything runs), with HTTPS when `tls_cert` and
+/// `tls_key` are set. Raises the soft limit of open files towards the hard
+/// one so that `max_connections` fit.
+pub async fn bind(http: &config::Http) -> std::io::Result<Listener> {
+    let tls = match (http.tls_cert.is_empty(), http.tls_key.is_empty()) {
+        (false, false) => {
+            let config = crate::tls::server_config(&http.tls_cert, &http.tls_key)
+                .map_err(|e| std::io::Error::other(format!("http.tls_cert/http.tls_key: {e}")))?;
+            Some(TlsAcceptor::from(config))
+        }
+        _ => None,
+    };
+    let wanted = http.max_connections.saturating_mul(2).saturating_add(256);
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(got) if got < wanted => {
+            warn!(
+                open_files = got,
+                max_connections = http.max_connections,
+                "The open-file limit is below what http.max_connections needs; raise it (ulimit -n)"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => debug!(error = %e, "Could not raise the open-file limit"),
+    }
+    let tcp = TcpListener::bind(http.listen).await?;
+    if tls.is_some() {
+        info!("HTTPS enabled (http.tls_cert)");
+    }
+    Ok(Listener { tcp, tls })
+}
+
+/// Binds a plain-HTTP listener on `addr` (the ingress listener).
+pub async fn bind_plain(addr: SocketAddr) -> std::io::Result<Listener> {
+    Ok(Listener {
+        tcp: TcpListener::bind(addr).await?,
+        tls: None,
+    })
 }

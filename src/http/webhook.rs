@@ -2,7 +2,6 @@
 //! filter, hand to the pipeline, answer — and log one line per webhook.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
@@ -10,15 +9,14 @@ use hyper::body::Incoming;
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::Shared;
+use super::limits::Limits;
 use super::reply::{self, Reply};
-use super::{MAX_BODY_BYTES, MAX_MULTIPART_BYTES, Shared};
 use crate::auth::{self, AuthError};
 use crate::event::Reception;
 use crate::ingest::{self, Dialect, Webhook};
 use crate::slug::slugify;
 
-/// Time a sender gets to deliver the body once the headers arrived.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Custom header the OctoPrint-Webhooks plugin can be set to send.
 const SECRET_HEADER: &str = "x-print2mqtt-secret";
 
@@ -30,22 +28,25 @@ pub async fn handle(
     dialect: Option<Dialect>,
 ) -> Reply {
     let (parts, body) = req.into_parts();
+    let limits = Limits::new(&shared.config.http);
     let content_type = header_text(&parts.headers, header::CONTENT_TYPE.as_str());
     let limit = if content_type.as_deref().is_some_and(|ct| {
         ct.trim_start()
             .to_ascii_lowercase()
             .starts_with("multipart/")
     }) {
-        MAX_MULTIPART_BYTES
+        limits.max_multipart
     } else {
-        MAX_BODY_BYTES
+        limits.max_body
     };
     let declared = header_text(&parts.headers, header::CONTENT_LENGTH.as_str())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return rejected(peer, StatusCode::PAYLOAD_TOO_LARGE, &too_large(limit));
     }
-    let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await {
+    let body = match tokio::time::timeout(limits.body_timeout, Limited::new(body, limit).collect())
+        .await
+    {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             return rejected(peer, StatusCode::PAYLOAD_TOO_LARGE, &too_large(limit));
@@ -70,6 +71,7 @@ pub async fn handle(
         content_type: content_type.as_deref(),
         query: &query,
         dialect,
+        limits: limits.ingest(),
     };
     let parsed = match ingest::parse(&hook, Reception::now()) {
         Ok(p) => p,

@@ -1,10 +1,10 @@
 //! Typed reads from a loosely typed JSON object: the number, text and count
 //! rules every dialect shares (numbers as integers, floats or numeric strings;
-//! `null` and empty strings mean absent; out-of-range values are dropped or
-//! clamped, never passed on raw).
+//! `null` and empty strings mean absent; out-of-range and non-finite values
+//! are dropped or clamped with a warning, never passed on raw).
 
 use serde_json::{Map, Value};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::IngestError;
 
@@ -66,7 +66,9 @@ pub fn number(v: &Value) -> Result<Option<f64>, &'static str> {
     if n.is_finite() {
         Ok(Some(n))
     } else {
-        Err("expected a finite number")
+        // "NaN", "inf": a number, but no value to publish.
+        warn!(value = %n, "Non-finite number dropped");
+        Ok(None)
     }
 }
 
@@ -86,8 +88,12 @@ pub fn count(key: &str, n: f64) -> Option<u64> {
     if (0.0..=MAX_COUNT).contains(&n) {
         // In range and finite: the cast only drops the fraction.
         Some(n.trunc() as u64)
+    } else if n == -1.0 {
+        // OctoEverywhere's "no estimate yet": expected, not worth a warning.
+        debug!(field = key, "No value (-1)");
+        None
     } else {
-        debug!(field = key, value = n, "Out-of-range value dropped");
+        warn!(field = key, value = n, "Out-of-range value dropped");
         None
     }
 }
@@ -95,7 +101,7 @@ pub fn count(key: &str, n: f64) -> Option<u64> {
 /// A number as a percentage 0..=100.
 pub fn percent(key: &str, n: f64) -> u8 {
     if !(0.0..=100.0).contains(&n) {
-        debug!(field = key, value = n, "Out-of-range percentage clamped");
+        warn!(field = key, value = n, "Out-of-range percentage clamped");
     }
     // Clamped to 0..=100 first, so the cast cannot overflow.
     n.clamp(0.0, 100.0).trunc() as u8
@@ -144,7 +150,7 @@ mod tests {
         assert_eq!(f.percent("p2").unwrap(), Some(100));
         assert_eq!(f.count("t").unwrap(), None);
         assert_eq!(f.count("big").unwrap(), None);
-        assert!(f.number("x").is_err());
-        assert!(f.number("inf").is_err());
+        assert_eq!(f.number("x").unwrap(), None);
+        assert_eq!(f.number("inf").unwrap(), None);
     }
 }

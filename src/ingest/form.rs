@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use super::IngestError;
+use super::{IngestError, depth, json};
 
 /// Fields that are free text typed by the user, never decoded as JSON.
 const TEXT_FIELDS: [&str; 4] = ["deviceIdentifier", "apiSecret", "topic", "message"];
@@ -16,20 +16,25 @@ const TEXT_FIELDS: [&str; 4] = ["deviceIdentifier", "apiSecret", "topic", "messa
 /// Query parameters the bridge reads for itself; never data fields.
 pub const ROUTING_KEYS: [&str; 2] = ["token", "printer"];
 
-/// Decodes an `application/x-www-form-urlencoded` body.
-pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, IngestError> {
+/// Decodes an `application/x-www-form-urlencoded` body; JSON in a field may
+/// nest at most `max_depth` levels.
+pub fn parse_body(body: &[u8], max_depth: usize) -> Result<Map<String, Value>, IngestError> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_bytes(body).map_err(|e| IngestError::Form(e.to_string()))?;
-    to_object(pairs)
+    to_object(pairs, max_depth)
 }
 
 /// The data fields of a query string (everything but the routing keys).
-pub fn from_query(query: &[(String, String)]) -> Result<Map<String, Value>, IngestError> {
+pub fn from_query(
+    query: &[(String, String)],
+    max_depth: usize,
+) -> Result<Map<String, Value>, IngestError> {
     to_object(
         query
             .iter()
             .filter(|(k, _)| !ROUTING_KEYS.contains(&k.as_str()))
             .cloned(),
+        max_depth,
     )
 }
 
@@ -44,11 +49,12 @@ pub fn has_data(query: &[(String, String)]) -> bool {
 /// [`field_value`], a repeated name collected into an array in order.
 pub fn to_object(
     pairs: impl IntoIterator<Item = (String, String)>,
+    max_depth: usize,
 ) -> Result<Map<String, Value>, IngestError> {
     let mut map = Map::new();
     let mut repeated = HashSet::new();
     for (key, raw) in pairs {
-        let value = field_value(&key, raw)?;
+        let value = field_value(&key, raw, max_depth)?;
         match map.get_mut(&key) {
             None => {
                 map.insert(key, value);
@@ -68,17 +74,25 @@ pub fn to_object(
 /// and must be valid JSON (a broken one is a 400 naming the field); text that
 /// starts like an array is decoded when it is valid JSON and kept as text
 /// otherwise (`[Printer 1] done` is a plausible message); the rest is text.
-/// Numbers stay text here: the dialect reads them leniently.
-pub fn field_value(key: &str, raw: String) -> Result<Value, IngestError> {
+/// Numbers stay text here: the dialect reads them leniently. JSON nested
+/// deeper than `max_depth` is refused either way.
+pub fn field_value(key: &str, raw: String, max_depth: usize) -> Result<Value, IngestError> {
     if TEXT_FIELDS.contains(&key) {
         return Ok(Value::String(raw));
     }
-    match raw.trim_start().as_bytes().first() {
-        Some(b'{') => serde_json::from_str(&raw).map_err(|e| IngestError::FieldJson {
-            field: key.to_owned(),
-            detail: e.to_string(),
+    let first = raw.trim_start().as_bytes().first();
+    if matches!(first, Some(b'{' | b'[')) && depth::exceeds(raw.as_bytes(), max_depth) {
+        return Err(IngestError::TooDeep(max_depth));
+    }
+    match first {
+        Some(b'{') => json::parse(raw.as_bytes(), max_depth).map_err(|e| match e {
+            IngestError::Json(detail) => IngestError::FieldJson {
+                field: key.to_owned(),
+                detail,
+            },
+            other => other,
         }),
-        Some(b'[') => Ok(serde_json::from_str(&raw).unwrap_or(Value::String(raw))),
+        Some(b'[') => Ok(json::parse(raw.as_bytes(), max_depth).unwrap_or(Value::String(raw))),
         _ => Ok(Value::String(raw)),
     }
 }
@@ -92,7 +106,7 @@ mod tests {
     fn nested_objects_are_decoded_and_numbers_stay_text() {
         let body = b"deviceIdentifier=Drucker+%C3%84&topic=Print+Progress&currentZ=0.2\
             &progress=%7B%22completion%22%3A+10.1%2C+%22printTimeLeft%22%3A+null%7D&meta=";
-        let map = parse_body(body).unwrap();
+        let map = parse_body(body, 64).unwrap();
         assert_eq!(
             Value::Object(map),
             json!({
@@ -107,7 +121,7 @@ mod tests {
 
     #[test]
     fn broken_json_in_an_object_field_names_the_field() {
-        let err = parse_body(b"topic=Print+Done&job=%7B%22file%22%3A").unwrap_err();
+        let err = parse_body(b"topic=Print+Done&job=%7B%22file%22%3A", 64).unwrap_err();
         assert!(matches!(&err, IngestError::FieldJson { field, .. } if field == "job"));
         assert!(
             err.to_string()
@@ -117,8 +131,11 @@ mod tests {
 
     #[test]
     fn array_like_text_and_user_text_stay_text() {
-        let map =
-            parse_body(b"message=%7Bnot+json&extra=%5BPrinter+1%5D&note=%5B1%2C2%5D").unwrap();
+        let map = parse_body(
+            b"message=%7Bnot+json&extra=%5BPrinter+1%5D&note=%5B1%2C2%5D",
+            64,
+        )
+        .unwrap();
         assert_eq!(map["message"], "{not json", "free text is never decoded");
         assert_eq!(map["extra"], "[Printer 1]");
         assert_eq!(map["note"], json!([1, 2]));
@@ -138,7 +155,7 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         assert!(has_data(&q));
-        let map = from_query(&q).unwrap();
+        let map = from_query(&q, 64).unwrap();
         assert_eq!(
             Value::Object(map),
             json!({"topic": "Print Done", "extra": ["name", "popup", "hook_index"]})

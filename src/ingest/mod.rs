@@ -2,11 +2,14 @@
 //! and the parse errors that become 4xx answers. One file per dialect, one
 //! per non-JSON encoding; vendor field names never leave this module.
 
+mod depth;
 mod fields;
 mod form;
+mod json;
 mod multipart;
 pub mod octoeverywhere;
 pub mod octoprint;
+pub mod sanitize;
 
 use http::StatusCode;
 use serde_json::{Map, Value};
@@ -42,6 +45,27 @@ pub struct Webhook<'a> {
     pub query: &'a [(String, String)],
     /// Set when the path names the dialect (`/webhook/octoeverywhere`).
     pub dialect: Option<Dialect>,
+    /// Bounds on what a body may contain.
+    pub limits: Limits,
+}
+
+/// Bounds on a body's content (from `[http]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Deepest nesting of JSON objects and arrays (`http.max_json_depth`).
+    pub max_json_depth: usize,
+    /// Largest total of a multipart body's text parts (`http.max_body_bytes`).
+    pub max_text_bytes: usize,
+}
+
+impl Default for Limits {
+    /// The defaults of `[http]`.
+    fn default() -> Limits {
+        Limits {
+            max_json_depth: 64,
+            max_text_bytes: 1024 * 1024,
+        }
+    }
 }
 
 /// A parsed webhook: the event, and the secret the body carried (kept apart
@@ -59,6 +83,10 @@ pub enum IngestError {
     Empty,
     #[error("body is not valid JSON: {0}")]
     Json(String),
+    #[error("JSON nested deeper than {0} levels (http.max_json_depth)")]
+    TooDeep(usize),
+    #[error("the printer id has no printable characters")]
+    BlankPrinter,
     #[error("body must be a JSON object")]
     NotObject,
     #[error("missing field `{0}`")]
@@ -177,6 +205,7 @@ pub fn parse(hook: &Webhook, rx: Reception) -> Result<Parsed, IngestError> {
     if let Some(printer) = printer {
         parsed.event.printer_id = printer.to_owned();
     }
+    sanitize::event(&mut parsed.event)?;
     parsed.event.snapshot = file.and_then(|f| f.into_snapshot(&parsed.event.printer_id));
     Ok(parsed)
 }
@@ -228,7 +257,8 @@ fn encoding(hook: &Webhook) -> Result<Encoding, IngestError> {
         "multipart/form-data" => Encoding::Multipart,
         // No type, or a generic one: recognise the body by its content.
         "" | "text/plain" | "application/octet-stream" => return sniff(body),
-        _ => return Err(IngestError::MediaType(essence)),
+        // Named in the answer, so cut to a readable length.
+        _ => return Err(IngestError::MediaType(essence.chars().take(100).collect())),
     };
     // A body sent under the wrong label still gets through.
     Ok(match labelled {
@@ -261,28 +291,20 @@ fn strip_bom(body: &[u8]) -> &[u8] {
 
 fn decode(hook: &Webhook, encoding: Encoding) -> Result<Decoded, IngestError> {
     let body = strip_bom(hook.body);
+    let depth = hook.limits.max_json_depth;
     let (map, file) = match encoding {
-        Encoding::Json => (json_object(body)?, None),
+        Encoding::Json if body.trim_ascii().is_empty() => return Err(IngestError::Empty),
+        Encoding::Json => (json::object(body, depth)?, None),
         Encoding::Form if body.trim_ascii().is_empty() => return Err(IngestError::Empty),
-        Encoding::Form => (form::parse_body(body.trim_ascii())?, None),
-        Encoding::Query => (form::from_query(hook.query)?, None),
+        Encoding::Form => (form::parse_body(body.trim_ascii(), depth)?, None),
+        Encoding::Query => (form::from_query(hook.query, depth)?, None),
         Encoding::Multipart => {
-            let parts = multipart::parse(hook.body, hook.content_type.unwrap_or_default())?;
+            let ct = hook.content_type.unwrap_or_default();
+            let parts = multipart::parse(hook.body, ct, hook.limits)?;
             (parts.fields, parts.file)
         }
     };
     Ok(Decoded { map, file })
-}
-
-fn json_object(body: &[u8]) -> Result<Map<String, Value>, IngestError> {
-    if body.trim_ascii().is_empty() {
-        return Err(IngestError::Empty);
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(IngestError::NotObject),
-        Err(e) => Err(IngestError::Json(e.to_string())),
-    }
 }
 
 fn detect(map: &Map<String, Value>) -> Option<Dialect> {
@@ -306,6 +328,7 @@ mod tests {
             content_type: ct,
             query,
             dialect: None,
+            limits: Limits::default(),
         }
     }
 
@@ -352,6 +375,16 @@ mod tests {
             StatusCode::BAD_REQUEST
         );
         let deep = "[".repeat(10_000);
-        assert!(matches!(err(deep.as_bytes(), None), IngestError::Json(_)));
+        assert_eq!(err(deep.as_bytes(), None), IngestError::TooDeep(64));
+        let nested = format!(
+            "{{\"PrinterId\":\"p\",\"EventType\":2,\"x\":{}1{}}}",
+            "[".repeat(64),
+            "]".repeat(64)
+        );
+        assert_eq!(err(nested.as_bytes(), None), IngestError::TooDeep(64));
+        let ok = nested
+            .replace(&"[".repeat(64), &"[".repeat(63))
+            .replacen(']', "", 1);
+        assert!(parse(&hook(ok.as_bytes(), None, &[]), Reception::now()).is_ok());
     }
 }

@@ -8,13 +8,11 @@ use futures_util::FutureExt;
 use serde_json::{Map, Value};
 use tracing::{debug, warn};
 
-use super::{IngestError, form};
+use super::{IngestError, Limits, form};
 use crate::slug::slugify;
 
 /// Largest snapshot published; a bigger one is dropped with a warning.
 pub const MAX_SNAPSHOT_BYTES: usize = 8 * 1024 * 1024;
-/// Largest total of the text parts (the same bound as a form body).
-pub const MAX_TEXT_BYTES: usize = 1024 * 1024;
 /// Every JPEG starts with an SOI marker followed by another marker.
 const JPEG_MAGIC: [u8; 3] = [0xFF, 0xD8, 0xFF];
 
@@ -61,8 +59,10 @@ impl Upload {
     }
 }
 
-/// Decodes a multipart body whose `Content-Type` is `content_type`.
-pub fn parse(body: &[u8], content_type: &str) -> Result<Multipart, IngestError> {
+/// Decodes a multipart body whose `Content-Type` is `content_type`; its text
+/// parts together may hold at most `limits.max_text_bytes` (the bound of a
+/// form body).
+pub fn parse(body: &[u8], content_type: &str, limits: Limits) -> Result<Multipart, IngestError> {
     let boundary = multer::parse_boundary(content_type)
         .map_err(|e| IngestError::Multipart(format!("bad Content-Type: {e}")))?;
     // The whole body is in memory, so every future below is ready at once:
@@ -72,12 +72,15 @@ pub fn parse(body: &[u8], content_type: &str) -> Result<Multipart, IngestError> 
     let chunk = Bytes::copy_from_slice(body);
     let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(chunk) });
     let mut parts = multer::Multipart::new(stream, boundary);
-    read_parts(&mut parts)
+    read_parts(&mut parts, limits)
         .now_or_never()
         .unwrap_or_else(|| Err(IngestError::Multipart("incomplete body".to_owned())))
 }
 
-async fn read_parts(parts: &mut multer::Multipart<'_>) -> Result<Multipart, IngestError> {
+async fn read_parts(
+    parts: &mut multer::Multipart<'_>,
+    limits: Limits,
+) -> Result<Multipart, IngestError> {
     let mut out = Multipart::default();
     let mut texts = Vec::new();
     let mut text_bytes = 0usize;
@@ -110,9 +113,10 @@ async fn read_parts(parts: &mut multer::Multipart<'_>) -> Result<Multipart, Inge
         } else {
             let bytes = field.bytes().await.map_err(|e| broken(e, index))?;
             text_bytes = text_bytes.saturating_add(bytes.len());
-            if text_bytes > MAX_TEXT_BYTES {
+            if text_bytes > limits.max_text_bytes {
                 return Err(IngestError::TooLarge(format!(
-                    "multipart text parts larger than {MAX_TEXT_BYTES} bytes"
+                    "multipart text parts larger than {} bytes",
+                    limits.max_text_bytes
                 )));
             }
             if !name.is_empty() {
@@ -120,7 +124,7 @@ async fn read_parts(parts: &mut multer::Multipart<'_>) -> Result<Multipart, Inge
             }
         }
     }
-    out.fields = form::to_object(texts)?;
+    out.fields = form::to_object(texts, limits.max_json_depth)?;
     Ok(out)
 }
 
@@ -172,7 +176,7 @@ mod tests {
             ("currentZ", None, b"0.2"),
             ("snapshot", Some("snapshot.jpg"), JPEG),
         ]);
-        let m = parse(&b, CT).unwrap();
+        let m = parse(&b, CT, Limits::default()).unwrap();
         assert_eq!(
             Value::Object(m.fields),
             json!({"topic": "Print Started", "progress": {"completion": 0.0}, "currentZ": "0.2"})
@@ -184,7 +188,12 @@ mod tests {
 
     #[test]
     fn no_file_part_is_fine() {
-        let m = parse(&body(&[("topic", None, b"Print Done")]), CT).unwrap();
+        let m = parse(
+            &body(&[("topic", None, b"Print Done")]),
+            CT,
+            Limits::default(),
+        )
+        .unwrap();
         assert!(m.file.is_none());
         assert_eq!(m.fields["topic"], "Print Done");
     }
@@ -192,15 +201,19 @@ mod tests {
     #[test]
     fn bad_images_are_dropped_not_fatal() {
         let png = body(&[("snapshot", Some("snapshot.jpg"), b"\x89PNG\r\n\x1a\n")]);
-        let file = parse(&png, CT).unwrap().file.unwrap();
+        let file = parse(&png, CT, Limits::default()).unwrap().file.unwrap();
         assert_eq!(file.into_snapshot("p"), None);
 
         let mut big = JPEG.to_vec();
         big.resize(MAX_SNAPSHOT_BYTES + 1, 0);
-        let file = parse(&body(&[("snap", Some("s.jpg"), &big)]), CT)
-            .unwrap()
-            .file
-            .unwrap();
+        let file = parse(
+            &body(&[("snap", Some("s.jpg"), &big)]),
+            CT,
+            Limits::default(),
+        )
+        .unwrap()
+        .file
+        .unwrap();
         assert_eq!(
             (file.size, file.bytes.is_none()),
             (MAX_SNAPSHOT_BYTES + 1, true)
@@ -209,10 +222,14 @@ mod tests {
 
         let mut exact = JPEG.to_vec();
         exact.resize(MAX_SNAPSHOT_BYTES, 0);
-        let file = parse(&body(&[("snap", Some("s.jpg"), &exact)]), CT)
-            .unwrap()
-            .file
-            .unwrap();
+        let file = parse(
+            &body(&[("snap", Some("s.jpg"), &exact)]),
+            CT,
+            Limits::default(),
+        )
+        .unwrap()
+        .file
+        .unwrap();
         assert_eq!(
             file.into_snapshot("p").map(|b| b.len()),
             Some(MAX_SNAPSHOT_BYTES)
@@ -226,31 +243,36 @@ mod tests {
             ("snapshot", Some("s.jpg"), JPEG),
         ]);
         for cut in [b.len() - 9, b.len() / 2, 10] {
-            let err = parse(&b[..cut], CT).unwrap_err();
+            let err = parse(&b[..cut], CT, Limits::default()).unwrap_err();
             assert!(
                 matches!(err, IngestError::Multipart(_)),
                 "cut at {cut}: {err:?}"
             );
         }
-        let err = parse(&b, "multipart/form-data; boundary=other").unwrap_err();
+        let err = parse(&b, "multipart/form-data; boundary=other", Limits::default()).unwrap_err();
         assert!(
             err.to_string().contains("no part starts with the boundary"),
             "{err}"
         );
-        let err = parse(&b, "multipart/form-data").unwrap_err();
+        let err = parse(&b, "multipart/form-data", Limits::default()).unwrap_err();
         assert!(err.to_string().contains("bad Content-Type"), "{err}");
     }
 
     #[test]
     fn text_parts_are_bounded() {
-        let long = vec![b'a'; MAX_TEXT_BYTES + 1];
-        let err = parse(&body(&[("meta", None, &long)]), CT).unwrap_err();
+        let long = vec![b'a'; Limits::default().max_text_bytes + 1];
+        let err = parse(&body(&[("meta", None, &long)]), CT, Limits::default()).unwrap_err();
         assert!(matches!(err, IngestError::TooLarge(_)), "{err:?}");
     }
 
     #[test]
     fn broken_json_in_a_part_names_the_field() {
-        let err = parse(&body(&[("job", None, br#"{"file":"#)]), CT).unwrap_err();
+        let err = parse(
+            &body(&[("job", None, br#"{"file":"#)]),
+            CT,
+            Limits::default(),
+        )
+        .unwrap_err();
         assert!(
             err.to_string().starts_with("field `job` is not valid JSON"),
             "{err}"

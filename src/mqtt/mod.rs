@@ -11,10 +11,8 @@ pub mod remove;
 pub mod restore;
 pub mod topics;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 
 use crate::config::Config;
@@ -113,26 +111,20 @@ pub fn options(
         o.set_credentials(user, password.unwrap_or_default());
     }
     if url.tls {
-        o.set_transport(Transport::tls_with_config(tls_config()?));
+        o.set_transport(Transport::tls_with_config(tls_config(config)?));
     }
     Ok(o)
 }
 
-/// TLS with the system's root certificates.
-fn tls_config() -> anyhow::Result<TlsConfiguration> {
-    let mut roots = RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for cert in found.certs {
-        // A malformed system certificate is skipped, not fatal.
-        let _ = roots.add(cert);
-    }
-    if roots.is_empty() {
-        anyhow::bail!("mqtts:// needs system root certificates, and none were found");
-    }
-    let config = ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(TlsConfiguration::Rustls(Arc::new(config)))
+/// TLS trusting `mqtt.ca_file` (else the system's root certificates), with
+/// the client certificate of `mqtt.client_cert` and `mqtt.client_key` if set.
+fn tls_config(config: &Config) -> anyhow::Result<TlsConfiguration> {
+    let m = &config.mqtt;
+    let ca = Some(m.ca_file.as_str()).filter(|s| !s.is_empty());
+    let client = Some((m.client_cert.as_str(), m.client_key.as_str()))
+        .filter(|(c, k)| !c.is_empty() && !k.is_empty());
+    let config = crate::tls::client_config(ca, client)?;
+    Ok(TlsConfiguration::Rustls(config))
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod fake_oe;
+pub mod pki;
+pub mod raw;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -40,6 +42,8 @@ pub struct Mosquitto {
     dir: tempfile::TempDir,
     child: Option<Child>,
     persistent: bool,
+    /// Extra mosquitto.conf lines (more listeners, TLS).
+    extra: String,
 }
 
 impl Mosquitto {
@@ -57,6 +61,20 @@ impl Mosquitto {
         Self::launch(free_port(), true)
     }
 
+    /// A broker with more configuration after its plain listener on
+    /// `port` (e.g. a TLS listener).
+    pub fn start_with(extra: &str) -> Mosquitto {
+        let mut m = Mosquitto {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+            persistent: false,
+            extra: extra.to_owned(),
+        };
+        m.spawn();
+        m
+    }
+
     fn launch(port: u16, persistent: bool) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         let mut m = Mosquitto {
@@ -64,6 +82,7 @@ impl Mosquitto {
             dir,
             child: None,
             persistent,
+            extra: String::new(),
         };
         m.spawn();
         m
@@ -86,10 +105,11 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence {}\npersistence_location {}/\nmax_queued_messages 100000\n",
-                self.port,
+                "allow_anonymous true\npersistence {}\npersistence_location {}/\nmax_queued_messages 100000\nlistener {} 127.0.0.1\n{}\n",
                 self.persistent,
                 self.dir.path().display(),
+                self.port,
+                self.extra,
             ),
         )
         .unwrap();
@@ -214,6 +234,19 @@ impl Subscriber {
         loop {
             let m = self.next().await;
             let done = m.leaf() == leaf && m.topic != self.marker;
+            out.push(m);
+            if done {
+                return out;
+            }
+        }
+    }
+
+    /// Collects messages up to and including the first on exactly `topic`.
+    pub async fn collect_until(&mut self, topic: &str) -> Vec<Msg> {
+        let mut out = Vec::new();
+        loop {
+            let m = self.next().await;
+            let done = m.topic == topic;
             out.push(m);
             if done {
                 return out;
@@ -370,10 +403,15 @@ async fn send(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let res = send
-        .send_request(req.body(Full::new(body)).unwrap())
+    let res = match send
+        .send_request(req.body(Full::new(body.clone())).unwrap())
         .await
-        .unwrap();
+    {
+        Ok(res) => res,
+        // The server answered early (e.g. 413) and closed while hyper was
+        // still writing the body: read that answer over a plain socket.
+        Err(_) => return early_answer(addr, method, path, headers, &body).await,
+    };
     let status = res.status().as_u16();
     let body = res.into_body().collect().await.unwrap().to_bytes();
     Answer {
@@ -546,4 +584,30 @@ pub async fn wait_drained(addr: SocketAddr) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Sends a request over a plain socket, ignoring write errors, and reads
+/// the answer the server gave (used when it answers before the body is in).
+async fn early_answer(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = raw::connect(addr).await;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body).await;
+    raw::read_answer(&mut stream)
+        .await
+        .unwrap_or_else(|| panic!("no answer to {method} {path}"))
 }

@@ -300,6 +300,7 @@ fn via(
         content_type: ct,
         query: &query,
         dialect: None,
+        limits: ingest::Limits::default(),
     };
     ingest::parse(&hook, rx())
 }
@@ -447,6 +448,7 @@ fn octoeverywhere_stays_json_only() {
         content_type: ct,
         query: &[],
         dialect,
+        limits: ingest::Limits::default(),
     };
     let form = hook(
         b"PrinterId=p&EventType=1",

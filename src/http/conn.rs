@@ -1,0 +1,172 @@
+//! One connection from accept to close: the optional TLS handshake, hyper's
+//! HTTP/1.1 with the configured header size, and the deadlines hyper does
+//! not keep itself — headers within `header_timeout_secs` of their first
+//! byte (slowloris), no more than `idle_timeout_secs` between requests, and
+//! closing when the connection table needs the room.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tracing::debug;
+
+use super::Shared;
+use super::limits::{Activity, Admitted, Limits, Table};
+
+/// Everything a connection task needs besides its socket.
+pub struct Conn {
+    pub shared: Arc<Shared>,
+    pub table: Arc<Table>,
+    pub limits: Limits,
+    pub tls: Option<TlsAcceptor>,
+    pub watcher: Watcher,
+    pub surface: super::Surface,
+}
+
+impl Conn {
+    /// Serves one accepted connection until it closes, times out, or is
+    /// closed to make room.
+    pub async fn run(self, stream: TcpStream, peer: SocketAddr, slot: Admitted) {
+        let Admitted {
+            id,
+            activity,
+            evicted,
+        } = slot;
+        let table = self.table.clone();
+        let why = match self.tls.clone() {
+            None => self.serve(stream, peer, &activity, &evicted).await,
+            Some(acceptor) => {
+                let handshake =
+                    tokio::time::timeout(self.limits.header_timeout, acceptor.accept(stream));
+                tokio::select! {
+                    done = handshake => match done {
+                        Ok(Ok(tls)) => self.serve(tls, peer, &activity, &evicted).await,
+                        Ok(Err(e)) => format!("TLS handshake failed: {e}"),
+                        Err(_) => "TLS handshake timed out".to_owned(),
+                    },
+                    () = evicted.cancelled() => "closed to make room for a new connection".to_owned(),
+                }
+            }
+        };
+        debug!(%peer, reason = %why, "HTTP connection closed");
+        table.remove(id);
+    }
+
+    async fn serve<S>(
+        self,
+        stream: S,
+        peer: SocketAddr,
+        activity: &Arc<Activity>,
+        evicted: &tokio_util::sync::CancellationToken,
+    ) -> String
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut builder = http1::Builder::new();
+        // Header and idle deadlines are kept below: hyper's own header
+        // timeout would also cut idle keep-alive connections short.
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .max_header_size(self.limits.max_header * 2)
+            .max_buf_size(self.limits.max_header * 4)
+            // A header line is at least a few bytes: headers up to
+            // max_header bytes never hit the count limit.
+            .max_headers(self.limits.max_header / 8);
+        let shared = self.shared.clone();
+        let surface = self.surface;
+        let on_request = activity.clone();
+        let service = service_fn(move |req| {
+            let busy = on_request.start_request();
+            let shared = shared.clone();
+            async move {
+                let reply = super::dispatch(surface, shared, peer, req).await;
+                drop(busy);
+                reply
+            }
+        });
+        let io = TokioIo::new(Watched {
+            inner: stream,
+            activity: activity.clone(),
+        });
+        let conn = self.watcher.watch(builder.serve_connection(io, service));
+        tokio::pin!(conn);
+        loop {
+            let deadline = activity
+                .deadline(&self.limits)
+                .unwrap_or_else(|| std::time::Instant::now() + self.limits.header_timeout);
+            tokio::select! {
+                done = &mut conn => return match done {
+                    Ok(()) => "closed".to_owned(),
+                    Err(e) => e.to_string(),
+                },
+                () = evicted.cancelled() => return "closed to make room for a new connection".to_owned(),
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    if activity.deadline(&self.limits).is_some_and(|d| d <= std::time::Instant::now()) {
+                        return "timed out (header or idle timeout)".to_owned();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A socket that tells its [`Activity`] when bytes arrive.
+struct Watched<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.on_read();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

@@ -1,0 +1,57 @@
+//! JSON nesting depth, measured before parsing: one pass over the bytes
+//! counting `{` and `[` outside strings, so a deeply nested body is refused
+//! by `http.max_json_depth` with a clear message (serde_json's own recursion
+//! limit, 128, stays the backstop).
+
+/// True when `json` opens more than `max` nested objects or arrays. Invalid
+/// JSON is measured the same way; the parser reports what else is wrong.
+pub fn exceeds(json: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exceeds;
+
+    #[test]
+    fn counts_nesting_outside_strings() {
+        assert!(!exceeds(br#"{"a":1}"#, 1));
+        assert!(exceeds(br#"{"a":{"b":1}}"#, 1));
+        assert!(!exceeds(br#"{"a":{"b":1},"c":[1,[2]]}"#, 3));
+        assert!(exceeds(br#"{"a":{"b":1},"c":[1,[2]]}"#, 2));
+        assert!(
+            !exceeds(br#"{"a":"[[[[{{{{\"[[[["}"#, 1),
+            "brackets in strings and escaped quotes do not count"
+        );
+        let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+        assert!(exceeds(deep.as_bytes(), 64));
+        assert!(!exceeds(deep.as_bytes(), 65));
+        assert!(exceeds("[".repeat(100_000).as_bytes(), 64), "unclosed");
+    }
+}
