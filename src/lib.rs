@@ -15,6 +15,8 @@
 //! - [`outbox`]: the durable store of accepted, undelivered messages (redb).
 //! - [`mqtt`]: topic names, message rendering, delivery bookkeeping,
 //!   publisher, restore, printer removal, embedded broker.
+//! - [`monitor`]: what the status page and `/metrics` watch:
+//!   [`webhook_log`] (the last webhooks) and [`metrics`] (Prometheus).
 //! - [`app`]: wiring and shutdown order.
 
 pub mod app;
@@ -24,8 +26,11 @@ pub mod event;
 pub mod homeassistant;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
+pub mod monitor;
 pub mod mqtt;
 pub mod outbox;
 pub mod pipeline;
 pub mod slug;
 pub mod state;
+pub mod webhook_log;

@@ -2,8 +2,13 @@
 //! (header size, header read timeout), and shuts down gracefully — stop
 //! accepting, let in-flight requests finish.
 
+mod access;
+mod api;
 mod reply;
 mod routes;
+mod setup;
+mod sse;
+mod status;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -19,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::Config;
+use crate::monitor::Monitor;
 use crate::mqtt::publisher::Health;
 use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
@@ -43,6 +49,8 @@ pub struct Shared {
     pub health: Health,
     pub outbox: Outbox,
     pub started: Instant,
+    /// The webhook log, metrics and live-stream shutdown signal.
+    pub monitor: Monitor,
 }
 
 /// Serves HTTP on `listener` until `shutdown`, then drains.

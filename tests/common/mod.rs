@@ -2,6 +2,8 @@
 //! MQTT subscriber, an HTTP client, and the bridge started in-process.
 #![allow(dead_code)]
 
+pub mod sse;
+
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -324,6 +326,7 @@ pub fn config(broker_url: &str, secret: &str) -> Config {
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
+    pub headers: http::HeaderMap,
     pub body: String,
 }
 
@@ -373,9 +376,11 @@ async fn send(
         .await
         .unwrap();
     let status = res.status().as_u16();
+    let headers = res.headers().clone();
     let body = res.into_body().collect().await.unwrap().to_bytes();
     Answer {
         status,
+        headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
