@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: README's quick start names it and CI runs it
 # through .ci/run. Installs Mosquitto from Debian's packages when it is not
-# installed (the integration tests start their own on free loopback ports),
-# then runs every test.
+# installed (the integration tests start their own on free loopback ports)
+# and Chromium with its WebDriver when missing (tests/browser.rs drives the
+# status page in headless Chromium), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,15 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     mosquitto mosquitto-clients >/dev/null
+fi
+
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "scripts/test.sh: installing Chromium and chromium-driver from Debian's packages for the browser test"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver >/dev/null
 fi
 
 cargo test "$@"
