@@ -4,6 +4,10 @@
 # packages when it is missing (Mosquitto and mosquitto_passwd: the tests
 # start their own brokers on free loopback ports; curl and jq:
 # examples/curl.sh is run against a real bridge), then runs every test.
+# through .ci/run. Installs Mosquitto from Debian's packages when it is not
+# installed (the integration tests start their own on free loopback ports)
+# and Chromium with its WebDriver when missing (tests/browser.rs drives the
+# status page in headless Chromium), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +24,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "scripts/test.sh: installing Chromium and chromium-driver from Debian's packages for the browser test"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver >/dev/null
 fi
 
 cargo test "$@"

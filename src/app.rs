@@ -15,6 +15,7 @@ use ulid::Ulid;
 
 use crate::config::Config;
 use crate::http::{self, Shared, Surface};
+use crate::monitor::Monitor;
 use crate::mqtt::publisher::{Health, Publisher, Setup};
 use crate::mqtt::topics::Topics;
 use crate::mqtt::{self, BrokerUrl, Role, embedded, restore};
@@ -195,6 +196,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         outbox,
         started,
         registrations: registrations.clone(),
+        monitor: Monitor::new(shutdown.clone()),
     });
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {

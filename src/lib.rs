@@ -19,6 +19,8 @@
 //!   callback URL with OctoEverywhere.
 //! - [`supervisor`]: the Home Assistant Supervisor's MQTT service (add-on).
 //! - [`tls`]: PEM files to rustls configurations (HTTPS, mqtts://).
+//! - [`monitor`]: what the status page and `/metrics` watch:
+//!   [`webhook_log`] (the last webhooks) and [`metrics`] (Prometheus).
 //! - [`app`]: wiring and shutdown order.
 //! - [`healthcheck`], [`simulate`]: the `healthcheck` and `simulate`
 //!   commands, clients of a running bridge.
@@ -31,6 +33,8 @@ pub mod healthcheck;
 pub mod homeassistant;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
+pub mod monitor;
 pub mod mqtt;
 pub mod octoeverywhere;
 pub mod outbox;
@@ -40,3 +44,4 @@ pub mod slug;
 pub mod state;
 pub mod supervisor;
 pub mod tls;
+pub mod webhook_log;

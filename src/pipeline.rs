@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::error;
 
 use crate::config::Config;
@@ -31,6 +31,9 @@ use crate::state::{Field, PrinterState};
 const QUEUE: usize = 4096;
 /// Jobs committed together at most (group commit).
 const BATCH: usize = 512;
+/// Table changes a slow status-page reader may fall behind by (it then
+/// reloads the whole table).
+const CHANGES: usize = 1024;
 /// Time Home Assistant gets to drop a removed printer's entities before the
 /// printer's values are cleared: an entity still subscribed would log the
 /// empty payloads (an image URL of "" is an error there).
@@ -383,10 +386,28 @@ pub enum Rejected {
 
 type Answer<T> = oneshot::Sender<Result<T, Rejected>>;
 
+/// An accepted event: its printer's slug and its outbox record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The printer's slug.
+    pub slug: String,
+    /// The sequence number of the event's outbox record.
+    pub seq: u64,
+}
+
+/// A committed change to the printer table, for the status page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableChange {
+    /// The printer with this slug was added or changed.
+    Updated(String),
+    /// The printer with this slug was removed.
+    Removed(String),
+}
+
 enum Job {
     Accept {
         event: Box<Event>,
-        done: Answer<String>,
+        done: Answer<Receipt>,
     },
     Remove {
         printer: String,
@@ -404,6 +425,7 @@ enum Job {
 pub struct Pipeline {
     tx: mpsc::Sender<Job>,
     printers: Arc<RwLock<Printers>>,
+    changes: broadcast::Sender<TableChange>,
 }
 
 /// Everything the writer starts with.
@@ -426,7 +448,9 @@ impl Pipeline {
     pub fn start(start: Start) -> Pipeline {
         let (tx, rx) = mpsc::channel(QUEUE);
         let printers = Arc::new(RwLock::new(start.printers));
+        let (changes, _) = broadcast::channel(CHANGES);
         let writer = Writer {
+            changes: changes.clone(),
             printers: printers.clone(),
             topics: start.topics,
             outbox: start.outbox,
@@ -435,12 +459,22 @@ impl Pipeline {
             jobs: tx.downgrade(),
         };
         tokio::spawn(writer.run(rx, start.births, start.startup));
-        Pipeline { tx, printers }
+        Pipeline {
+            tx,
+            printers,
+            changes,
+        }
     }
 
     /// Accepts one event; returns the printer's slug once the event is
     /// durably in the outbox (never waits on the broker).
     pub async fn submit(&self, event: Event) -> Result<String, Rejected> {
+        self.submit_tracked(event).await.map(|r| r.slug)
+    }
+
+    /// Like [`Pipeline::submit`], also returning the record's sequence
+    /// number, to wait for its delivery.
+    pub async fn submit_tracked(&self, event: Event) -> Result<Receipt, Rejected> {
         let (done, wait) = oneshot::channel();
         let event = Box::new(event);
         self.send(Job::Accept { event, done }).await?;
@@ -469,6 +503,11 @@ impl Pipeline {
         &self.printers
     }
 
+    /// Every committed change to the printer table from now on.
+    pub fn watch(&self) -> broadcast::Receiver<TableChange> {
+        self.changes.subscribe()
+    }
+
     async fn send(&self, job: Job) -> Result<(), Rejected> {
         self.tx.send(job).await.map_err(|_| Rejected::Closed)
     }
@@ -476,6 +515,7 @@ impl Pipeline {
 
 struct Writer {
     printers: Arc<RwLock<Printers>>,
+    changes: broadcast::Sender<TableChange>,
     topics: Topics,
     outbox: Outbox,
     next_seq: u64,
@@ -487,7 +527,8 @@ struct Writer {
 
 /// An answer to send once the batch's commit is known.
 enum Reply {
-    Accepted(Answer<String>, Result<String, Rejected>),
+    /// The slug and the index of the event's record in the batch.
+    Accepted(Answer<Receipt>, Result<(String, u64), Rejected>),
     Removed(Answer<Option<String>>, Option<String>),
 }
 
@@ -563,8 +604,9 @@ impl Writer {
                     let slug = table.slugs.resolve(&event.printer_id);
                     table.remember(&mut b.undo, &slug);
                     let (slug, messages) = table.accept(&self.topics, &event);
+                    let index = b.messages.len() as u64;
                     b.messages.push((messages, true));
-                    b.replies.push(Reply::Accepted(done, Ok(slug)));
+                    b.replies.push(Reply::Accepted(done, Ok((slug, index))));
                 }
                 Job::Remove { printer, done } => {
                     if let Some(slug) = table.find(&printer) {
@@ -610,7 +652,12 @@ impl Writer {
             clear_later,
             undo,
         } = batch;
-        let stored = messages.is_empty() || self.commit(messages).await.is_ok();
+        let first = if messages.is_empty() {
+            Ok(self.next_seq)
+        } else {
+            self.commit(messages).await
+        };
+        let stored = first.is_ok();
         if stored {
             for (slug, values) in clear_later {
                 self.clear_later(slug, values);
@@ -621,13 +668,22 @@ impl Writer {
         for reply in replies {
             match reply {
                 Reply::Accepted(done, answer) => {
-                    let _ = done.send(if stored {
-                        answer
-                    } else {
-                        answer.and(Err(Rejected::Storage))
+                    let answer = answer.and_then(|(slug, index)| match first {
+                        Ok(first) => Ok(Receipt {
+                            slug,
+                            seq: first + index,
+                        }),
+                        Err(()) => Err(Rejected::Storage),
                     });
+                    if let Ok(r) = &answer {
+                        self.announce(TableChange::Updated(r.slug.clone()));
+                    }
+                    let _ = done.send(answer);
                 }
                 Reply::Removed(done, slug) => {
+                    if let (true, Some(slug)) = (stored, &slug) {
+                        self.announce(TableChange::Removed(slug.clone()));
+                    }
                     let _ = done.send(if stored {
                         Ok(slug)
                     } else {
@@ -638,9 +694,14 @@ impl Writer {
         }
     }
 
+    /// Tells status-page readers; nobody listening is fine.
+    fn announce(&self, change: TableChange) {
+        let _ = self.changes.send(change);
+    }
+
     /// Writes one record per message list durably, then hands the records
-    /// to the publisher.
-    async fn commit(&mut self, messages: Vec<(Vec<Message>, bool)>) -> Result<(), ()> {
+    /// to the publisher. Returns the first record's sequence number.
+    async fn commit(&mut self, messages: Vec<(Vec<Message>, bool)>) -> Result<u64, ()> {
         let accepted_at_ms = now_ms();
         let first = self.next_seq;
         let records: Vec<Record> = messages
@@ -660,7 +721,7 @@ impl Writer {
         let why = match stored {
             Ok(Ok(records)) => {
                 self.publisher.send(records);
-                return Ok(());
+                return Ok(first);
             }
             Ok(Err(e)) => e.to_string(),
             Err(e) => e.to_string(),

@@ -1,8 +1,11 @@
 //! Per-printer state and the pure rule that turns an event into the retained
 //! values it changes (DESIGN.md §4): `apply(state, event) -> changes`.
 
+mod latest;
+
 use bytes::Bytes;
 
+pub use self::latest::{LastEvent, Latest};
 use crate::event::{Event, EventKind, Source, Status, format_time};
 
 /// A retained per-printer value; its topic is `<base>/<slug>/<leaf>`.
@@ -88,6 +91,8 @@ pub struct PrinterState {
     pub progress: Option<u8>,
     pub print_id: Option<String>,
     pub quickview_url: Option<String>,
+    /// Every value last published, for the status page and the API.
+    pub latest: Latest,
 }
 
 impl PrinterState {
@@ -95,6 +100,12 @@ impl PrinterState {
     /// publishing order. Events that do not carry values (test, unknown)
     /// change nothing but the printer's identity.
     pub fn apply(&mut self, event: &Event) -> Vec<Change> {
+        let changes = self.changes(event);
+        self.latest.record(&changes, event);
+        changes
+    }
+
+    fn changes(&mut self, event: &Event) -> Vec<Change> {
         self.printer_id.clone_from(&event.printer_id);
         self.source = Some(event.source);
         if event.printer_name.is_some() {
@@ -185,6 +196,7 @@ impl PrinterState {
 
     /// Takes back one retained value read from the broker at start.
     pub fn restore(&mut self, leaf: &str, payload: &[u8]) {
+        self.latest.restore(leaf, payload);
         let Ok(text) = std::str::from_utf8(payload) else {
             return;
         };

@@ -382,7 +382,7 @@ async fn delete_clears_the_printers_topics_and_configs() {
     let admin = [("authorization", "Bearer adm-token")];
     let denied = request(addr, "DELETE", &path, &[], Vec::new()).await;
     assert_eq!(denied.status, 401, "same access rule as GET /api/printers");
-    let wrong = request(addr, "GET", &path, &admin, Vec::new()).await;
+    let wrong = request(addr, "POST", &path, &admin, Vec::new()).await;
     assert_eq!(wrong.status, 405);
 
     let answer = request(addr, "DELETE", &path, &admin, Vec::new()).await;

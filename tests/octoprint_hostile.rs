@@ -62,6 +62,7 @@ async fn post_raw(addr: std::net::SocketAddr, path: &str, ct: &str, body: &[u8])
     let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
     Answer {
         status: status.unwrap_or_else(|| panic!("no HTTP answer: {text:?}")),
+        headers: http::HeaderMap::new(),
         body: body.to_owned(),
     }
 }

@@ -97,9 +97,11 @@ async fn https(addr: SocketAddr, ca_pem: &str, method: &str, path: &str, body: &
         .expect("HTTPS answer in time")
         .unwrap();
     let status = res.status().as_u16();
+    let headers = res.headers().clone();
     let body = res.into_body().collect().await.unwrap().to_bytes();
     Answer {
         status,
+        headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }

@@ -2,12 +2,17 @@
 //! within `http.max_connections` and hands each to [`conn`], and shuts down
 //! gracefully — stop accepting, let in-flight requests finish.
 
+mod access;
+mod api;
 mod appconnection;
 mod conn;
 mod ingress;
 pub mod limits;
 mod reply;
 mod routes;
+mod setup;
+mod sse;
+mod status;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -21,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::{self, Config};
+use crate::monitor::Monitor;
 use crate::mqtt::publisher::Health;
 use crate::octoeverywhere::Registrations;
 use crate::outbox::Outbox;
@@ -39,6 +45,8 @@ pub struct Shared {
     pub started: Instant,
     /// App Connection registration state per printer with an `app_token`.
     pub registrations: Registrations,
+    /// The webhook log, metrics and live-stream shutdown signal.
+    pub monitor: Monitor,
 }
 
 /// Which routes a listener serves.

@@ -8,11 +8,9 @@ use std::sync::atomic::Ordering;
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
-use tracing::info;
 
 use super::reply::{self, Reply};
-use super::{Shared, appconnection, webhook};
-use crate::auth;
+use super::{Shared, access, appconnection, status, webhook};
 use crate::ingest::Dialect;
 
 /// Routes one request.
@@ -26,8 +24,9 @@ pub async fn route(
         path.trim_end_matches('/')
     } else {
         path
-    };
-    let dialect = match path {
+    }
+    .to_owned();
+    let dialect = match path.as_str() {
         "/webhook" => Some(None),
         "/webhook/octoeverywhere" => Some(Some(Dialect::OctoEverywhere)),
         "/webhook/octoprint" => Some(Some(Dialect::OctoPrint)),
@@ -41,15 +40,20 @@ pub async fn route(
             _ => reply::method_not_allowed("POST, PUT, GET"),
         });
     }
-    if let Some(printer) = path.strip_prefix("/api/printers/") {
-        return Ok(if !admin_allowed(&shared, peer, &req) {
-            reply::error(StatusCode::UNAUTHORIZED, "admin token required")
-        } else if req.method() == Method::DELETE {
-            remove_printer(&shared, printer).await
-        } else {
-            reply::method_not_allowed("DELETE")
-        });
+    if path == "/api/appconnection" {
+        return Ok(
+            match access::check(&shared.config.http.admin_token, peer.ip(), req.headers()) {
+                _ if req.method() != Method::GET => reply::method_not_allowed("GET"),
+                access::Access::Allowed => appconnection::list(&shared),
+                denied => access::refused(denied),
+            },
+        );
     }
+    // The page, its assets, the API and /metrics.
+    let req = match status::route(&shared, peer, req, &path).await {
+        Ok(reply) => return Ok(reply),
+        Err(req) => req,
+    };
     let get_only = |handler: fn(&Shared) -> Reply| {
         if req.method() == Method::GET || req.method() == Method::HEAD {
             handler(&shared)
@@ -57,33 +61,9 @@ pub async fn route(
             reply::method_not_allowed("GET")
         }
     };
-    Ok(match path {
+    Ok(match path.as_str() {
         "/healthz" => get_only(|_| reply::text(StatusCode::OK, "ok\n")),
         "/readyz" => get_only(readyz),
-        "/" => get_only(|_| {
-            reply::text(
-                StatusCode::OK,
-                concat!(
-                    "print2mqtt ",
-                    env!("CARGO_PKG_VERSION"),
-                    ": send webhooks to /webhook\n"
-                ),
-            )
-        }),
-        "/api/printers" => {
-            if !admin_allowed(&shared, peer, &req) {
-                reply::error(StatusCode::UNAUTHORIZED, "admin token required")
-            } else {
-                get_only(printers)
-            }
-        }
-        "/api/appconnection" => {
-            if !admin_allowed(&shared, peer, &req) {
-                reply::error(StatusCode::UNAUTHORIZED, "admin token required")
-            } else {
-                get_only(appconnection::list)
-            }
-        }
         _ => reply::error(StatusCode::NOT_FOUND, "not found"),
     })
 }
@@ -117,54 +97,9 @@ fn readyz(shared: &Shared) -> Reply {
     )
 }
 
-fn printers(shared: &Shared) -> Reply {
-    let table = shared
-        .pipeline
-        .printers()
-        .read()
-        .unwrap_or_else(|e| e.into_inner());
-    let list: Vec<_> = table
-        .states
-        .iter()
-        .map(|(slug, s)| {
-            json!({
-                "printer": slug,
-                "printer_id": s.printer_id,
-                "name": s.name,
-                "state": s.status.map(|s| s.name()),
-                "progress": s.progress,
-                "problem": s.problem,
-            })
-        })
-        .collect();
-    reply::json(StatusCode::OK, &json!(list))
-}
-
-/// `DELETE /api/printers/<slug or printer id>`: forgets the printer and
-/// clears its retained topics and discovery configs.
-async fn remove_printer(shared: &Shared, segment: &str) -> Reply {
-    let Some(printer) = percent_decode(segment) else {
-        return reply::error(StatusCode::BAD_REQUEST, "printer is not valid UTF-8");
-    };
-    match shared.pipeline.remove(&printer).await {
-        Ok(Some(slug)) => {
-            info!(printer = %slug, "Printer removed");
-            reply::json(
-                StatusCode::OK,
-                &json!({ "status": "removed", "printer": slug }),
-            )
-        }
-        Ok(None) => reply::error(
-            StatusCode::NOT_FOUND,
-            &format!("no printer `{printer}` (give its slug or printer id)"),
-        ),
-        Err(e) => reply::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-    }
-}
-
 /// Decodes `%XX` escapes of one path segment; `None` if the result is not
 /// UTF-8. A `%` without two hex digits stays as it is.
-fn percent_decode(segment: &str) -> Option<String> {
+pub fn percent_decode(segment: &str) -> Option<String> {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -185,24 +120,6 @@ fn percent_decode(segment: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-/// The status API is open to local clients while `http.admin_token` is
-/// empty, and needs that token (as a Bearer header) once it is set.
-fn admin_allowed(shared: &Shared, peer: SocketAddr, req: &Request<Incoming>) -> bool {
-    let token = &shared.config.http.admin_token;
-    let bearer = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(auth::bearer);
-    let presented: Vec<&str> = bearer.into_iter().collect();
-    auth::check(
-        token,
-        &presented,
-        &webhook::senders(peer.ip(), req.headers()),
-    )
-    .is_ok()
 }
 
 #[cfg(test)]

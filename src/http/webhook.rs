@@ -16,6 +16,7 @@ use crate::auth::{self, AuthError};
 use crate::event::Reception;
 use crate::ingest::{self, Dialect, Webhook};
 use crate::slug::slugify;
+use crate::webhook_log::Outcome;
 
 /// Custom header the OctoPrint-Webhooks plugin can be set to send.
 const SECRET_HEADER: &str = "x-print2mqtt-secret";
@@ -29,6 +30,12 @@ pub async fn handle(
 ) -> Reply {
     let (parts, body) = req.into_parts();
     let limits = Limits::new(&shared.config.http);
+    let mut seen = Outcome {
+        peer: Some(peer.ip()),
+        forwarded_for: senders(peer.ip(), &parts.headers).get(1).copied(),
+        dialect: dialect.map(Dialect::name),
+        ..Outcome::default()
+    };
     let content_type = header_text(&parts.headers, header::CONTENT_TYPE.as_str());
     let limit = if content_type.as_deref().is_some_and(|ct| {
         ct.trim_start()
@@ -42,19 +49,37 @@ pub async fn handle(
     let declared = header_text(&parts.headers, header::CONTENT_LENGTH.as_str())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return rejected(peer, StatusCode::PAYLOAD_TOO_LARGE, &too_large(limit));
+        return rejected(
+            shared,
+            &seen,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &too_large(limit),
+        );
     }
     let body = match tokio::time::timeout(limits.body_timeout, Limited::new(body, limit).collect())
         .await
     {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return rejected(peer, StatusCode::PAYLOAD_TOO_LARGE, &too_large(limit));
+            return rejected(
+                shared,
+                &seen,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &too_large(limit),
+            );
         }
-        Ok(Err(_)) => return rejected(peer, StatusCode::BAD_REQUEST, "could not read the body"),
+        Ok(Err(_)) => {
+            return rejected(
+                shared,
+                &seen,
+                StatusCode::BAD_REQUEST,
+                "could not read the body",
+            );
+        }
         Err(_) => {
             return rejected(
-                peer,
+                shared,
+                &seen,
                 StatusCode::REQUEST_TIMEOUT,
                 "body not received in time",
             );
@@ -75,13 +100,17 @@ pub async fn handle(
     };
     let parsed = match ingest::parse(&hook, Reception::now()) {
         Ok(p) => p,
-        Err(e) => return rejected(peer, e.status(), &e.to_string()),
+        Err(e) => return rejected(shared, &seen, e.status(), &e.to_string()),
     };
     let event = parsed.event;
     let dialect = dialect.unwrap_or(match event.source {
         crate::event::Source::OctoEverywhere => Dialect::OctoEverywhere,
         crate::event::Source::OctoPrint => Dialect::OctoPrint,
     });
+    let printer_slug = slugify(&event.printer_id);
+    seen.dialect = Some(dialect.name());
+    seen.printer = Some(&printer_slug);
+    seen.event = Some(event.event.name());
 
     let bearer = header_text(&parts.headers, header::AUTHORIZATION.as_str());
     let custom = header_text(&parts.headers, SECRET_HEADER);
@@ -105,13 +134,18 @@ pub async fn handle(
         if e == AuthError::NotLocal {
             warn!(%peer, printer = %slugify(&event.printer_id), "{e}");
         }
-        return rejected(peer, StatusCode::UNAUTHORIZED, &e.to_string());
+        return rejected(shared, &seen, StatusCode::UNAUTHORIZED, &e.to_string());
     }
 
     let kind = event.event;
     let filter = config.printer(&event.printer_id).map(|p| &p.events);
     if filter.is_some_and(|events| !events.is_empty() && !events.iter().any(|e| e == kind.name())) {
         info!(printer = %slugify(&event.printer_id), event = %kind, dialect = dialect.name(), status = 200, "Webhook filtered");
+        shared.monitor.webhook(&Outcome {
+            status: 200,
+            filtered: true,
+            ..seen
+        });
         return reply::json(StatusCode::OK, &json!({ "status": "filtered" }));
     }
     let id = event.id;
@@ -119,6 +153,12 @@ pub async fn handle(
     match shared.pipeline.submit(event).await {
         Ok(slug) => {
             info!(printer = %slug, event = %kind, dialect = dialect.name(), status = 200, "Webhook accepted");
+            shared.monitor.webhook(&Outcome {
+                printer: Some(&slug),
+                status: 200,
+                id: Some(id.to_string()),
+                ..seen
+            });
             reply::json(
                 StatusCode::OK,
                 &json!({ "status": "accepted", "id": id.to_string(), "printer": slug }),
@@ -126,13 +166,24 @@ pub async fn handle(
         }
         Err(e) => {
             warn!(%peer, printer = %slugify(&printer), event = %kind, "Webhook refused: {e}");
+            shared.monitor.webhook(&Outcome {
+                status: 503,
+                reason: Some(&e.to_string()),
+                ..seen
+            });
             reply::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
         }
     }
 }
 
-fn rejected(peer: SocketAddr, status: StatusCode, reason: &str) -> Reply {
+fn rejected(shared: &Shared, seen: &Outcome<'_>, status: StatusCode, reason: &str) -> Reply {
+    let peer = seen.peer.map(|ip| ip.to_string()).unwrap_or_default();
     info!(%peer, status = status.as_u16(), reason, "Webhook rejected");
+    shared.monitor.webhook(&Outcome {
+        status: status.as_u16(),
+        reason: Some(reason),
+        ..seen.clone()
+    });
     reply::error(status, reason)
 }
 

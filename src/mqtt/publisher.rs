@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redb::Durability;
 use rumqttc::{
@@ -23,6 +23,7 @@ use tracing::{debug, error, info, warn};
 
 use super::delivery::Delivery;
 use super::topics::Topics;
+use crate::metrics::PublishLatency;
 use crate::outbox::{Outbox, Record};
 
 /// Publish requests in flight at once (our window; rumqttc's own inflight
@@ -49,6 +50,8 @@ pub struct Stats {
     /// SUBACKs received: the broker took the subscription to Home
     /// Assistant's status topic (once per connection).
     pub subscribed: AtomicU64,
+    /// Webhook records from commit to the PUBACK of their last message.
+    pub publish_latency: PublishLatency,
 }
 
 /// Home Assistant's birth message: `online` on its status topic.
@@ -58,6 +61,8 @@ const BIRTH_PAYLOAD: &[u8] = b"online";
 #[derive(Debug, Clone)]
 pub struct Health {
     connected: watch::Receiver<bool>,
+    /// Every record below this sequence number is delivered.
+    delivered: watch::Receiver<u64>,
     stats: Arc<Stats>,
 }
 
@@ -72,6 +77,13 @@ impl Health {
         let mut rx = self.connected.clone();
         // Err only if the publisher task ended; then there is nothing to wait for.
         let _ = rx.wait_for(|c| *c).await;
+    }
+
+    /// Waits until the broker has acknowledged every message of the record
+    /// `seq` (records complete in order); false if the publisher ended first.
+    pub async fn wait_delivered(&self, seq: u64) -> bool {
+        let mut rx = self.delivered.clone();
+        rx.wait_for(|below| *below > seq).await.is_ok()
     }
 
     /// The publisher's counters.
@@ -112,6 +124,7 @@ impl Publisher {
         let (client, eventloop) = AsyncClient::new(setup.options.clone(), WINDOW + 64);
         let (tx, rx) = mpsc::unbounded_channel();
         let (connected_tx, connected) = watch::channel(false);
+        let (delivered_tx, delivered) = watch::channel(0);
         let (births_tx, births) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
         let give_up = CancellationToken::new();
@@ -127,6 +140,7 @@ impl Publisher {
             births: births_tx,
             delivery,
             connected: connected_tx,
+            delivered: delivered_tx,
             stats: stats.clone(),
             to_delete: Vec::new(),
             deleting: None,
@@ -135,7 +149,11 @@ impl Publisher {
         let handle = tokio::spawn(task.run(eventloop, rx, give_up.clone()));
         let publisher = Publisher {
             records: tx,
-            health: Health { connected, stats },
+            health: Health {
+                connected,
+                delivered,
+                stats,
+            },
         };
         let running = Running {
             task: handle,
@@ -198,6 +216,7 @@ struct Task {
     births: mpsc::UnboundedSender<()>,
     delivery: Delivery,
     connected: watch::Sender<bool>,
+    delivered: watch::Sender<u64>,
     stats: Arc<Stats>,
     to_delete: Vec<u64>,
     deleting: Option<JoinHandle<()>>,
@@ -253,6 +272,7 @@ impl Task {
                             self.stats.acked.fetch_add(1, Ordering::Relaxed);
                             let done = self.delivery.acked(ack.pkid);
                             if !done.is_empty() {
+                                self.record_delivery(&done);
                                 self.outbox.delivered(&done);
                                 self.to_delete.extend(done.iter().map(|r| r.seq));
                             }
@@ -368,6 +388,22 @@ impl Task {
             .is_ok()
         {
             self.delivery.control();
+        }
+    }
+
+    /// Latency of each completed webhook record, and the delivered mark.
+    fn record_delivery(&self, done: &[Record]) {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for r in done.iter().filter(|r| r.webhook) {
+            let ms = now_ms.saturating_sub(r.accepted_at_ms);
+            self.stats
+                .publish_latency
+                .observe(Duration::from_millis(ms));
+        }
+        if let Some(last) = done.last() {
+            self.delivered.send_replace(last.seq + 1);
         }
     }
 

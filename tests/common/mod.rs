@@ -5,6 +5,7 @@
 pub mod fake_oe;
 pub mod pki;
 pub mod raw;
+pub mod sse;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -359,6 +360,7 @@ pub fn config(broker_url: &str, secret: &str) -> Config {
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
+    pub headers: http::HeaderMap,
     pub body: String,
 }
 
@@ -413,9 +415,11 @@ async fn send(
         Err(_) => return early_answer(addr, method, path, headers, &body).await,
     };
     let status = res.status().as_u16();
+    let headers = res.headers().clone();
     let body = res.into_body().collect().await.unwrap().to_bytes();
     Answer {
         status,
+        headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }

@@ -69,8 +69,20 @@ async fn read(stream: &mut TcpStream) -> Option<Answer> {
         }
     }
     let end = buf.len().min(head_end + length);
+    let mut headers = http::HeaderMap::new();
+    for line in head.lines().skip(1) {
+        if let Some((k, v)) = line.split_once(':')
+            && let (Ok(k), Ok(v)) = (
+                http::HeaderName::from_bytes(k.trim().as_bytes()),
+                http::HeaderValue::from_str(v.trim()),
+            )
+        {
+            headers.append(k, v);
+        }
+    }
     Some(Answer {
         status,
+        headers,
         body: String::from_utf8_lossy(&buf[head_end..end]).into_owned(),
     })
 }
