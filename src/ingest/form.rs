@@ -19,8 +19,8 @@ pub const ROUTING_KEYS: [&str; 2] = ["token", "printer"];
 /// Decodes an `application/x-www-form-urlencoded` body; JSON in a field may
 /// nest at most `max_depth` levels.
 pub fn parse_body(body: &[u8], max_depth: usize) -> Result<Map<String, Value>, IngestError> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_bytes(body).map_err(|e| IngestError::Form(e.to_string()))?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|e| IngestError::Form(super::shorten(&e.to_string(), 200)))?;
     to_object(pairs, max_depth)
 }
 
@@ -87,7 +87,7 @@ pub fn field_value(key: &str, raw: String, max_depth: usize) -> Result<Value, In
     match first {
         Some(b'{') => json::parse(raw.as_bytes(), max_depth).map_err(|e| match e {
             IngestError::Json(detail) => IngestError::FieldJson {
-                field: key.to_owned(),
+                field: super::shorten(key, 64),
                 detail,
             },
             other => other,

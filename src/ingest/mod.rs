@@ -210,6 +210,15 @@ pub fn parse(hook: &Webhook, rx: Reception) -> Result<Parsed, IngestError> {
     Ok(parsed)
 }
 
+/// `text` cut to `max` characters (with `…`): what a sender controls goes
+/// into an answer only this long.
+pub(crate) fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
 /// The dialect a parsed webhook came in, for logs.
 pub fn dialect_of(parsed: &Parsed) -> Dialect {
     match parsed.event.source {
@@ -258,7 +267,7 @@ fn encoding(hook: &Webhook) -> Result<Encoding, IngestError> {
         // No type, or a generic one: recognise the body by its content.
         "" | "text/plain" | "application/octet-stream" => return sniff(body),
         // Named in the answer, so cut to a readable length.
-        _ => return Err(IngestError::MediaType(essence.chars().take(100).collect())),
+        _ => return Err(IngestError::MediaType(shorten(&essence, 100))),
     };
     // A body sent under the wrong label still gets through.
     Ok(match labelled {

@@ -63,8 +63,12 @@ impl Upload {
 /// parts together may hold at most `limits.max_text_bytes` (the bound of a
 /// form body).
 pub fn parse(body: &[u8], content_type: &str, limits: Limits) -> Result<Multipart, IngestError> {
-    let boundary = multer::parse_boundary(content_type)
-        .map_err(|e| IngestError::Multipart(format!("bad Content-Type: {e}")))?;
+    let boundary = multer::parse_boundary(content_type).map_err(|e| {
+        IngestError::Multipart(format!(
+            "bad Content-Type: {}",
+            super::shorten(&e.to_string(), 200)
+        ))
+    })?;
     // The whole body is in memory, so every future below is ready at once:
     // multer only waits on its input stream, and that stream is one chunk
     // followed by its end. `now_or_never` turns a (never expected) wait into
@@ -137,6 +141,8 @@ fn broken(e: multer::Error, parts_read: usize) -> IngestError {
     } else {
         "the body is truncated or malformed"
     };
+    // multer names the part, and a part's name is the sender's to choose.
+    let e = super::shorten(&e.to_string(), 200);
     IngestError::Multipart(format!("{e}: {hint}"))
 }
 
@@ -263,6 +269,18 @@ mod tests {
         let long = vec![b'a'; Limits::default().max_text_bytes + 1];
         let err = parse(&body(&[("meta", None, &long)]), CT, Limits::default()).unwrap_err();
         assert!(matches!(err, IngestError::TooLarge(_)), "{err:?}");
+    }
+
+    #[test]
+    fn errors_quote_part_names_briefly() {
+        let name = "n".repeat(100_000);
+        let b = body(&[(name.as_str(), None, b"x")]);
+        let err = parse(&b[..b.len() - 20], CT, Limits::default()).unwrap_err();
+        assert!(
+            err.to_string().len() < 600,
+            "{} bytes",
+            err.to_string().len()
+        );
     }
 
     #[test]

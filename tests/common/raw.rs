@@ -39,7 +39,7 @@ pub async fn read_answer(stream: &mut TcpStream) -> Option<Answer> {
         .expect("an answer or a close in time")
 }
 
-async fn read(stream: &mut TcpStream) -> Option<Answer> {
+async fn read<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Option<Answer> {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -111,6 +111,39 @@ pub fn post(path: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
         body.len()
     )
     .into_bytes();
+    req.extend_from_slice(body);
+    req
+}
+
+/// Sends `request` while reading the answer, so that an answer the server
+/// gives before reading the whole body (413) is seen even when it then stops
+/// reading; `None` when it closed without one.
+pub async fn exchange(addr: SocketAddr, request: Vec<u8>) -> Option<Answer> {
+    let stream = connect(addr).await;
+    let (mut reader, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        // The server may close early; what it answered is what counts.
+        let _ = write.write_all(&request).await;
+        write
+    });
+    let answer = tokio::time::timeout(TIMEOUT, read(&mut reader))
+        .await
+        .expect("an answer or a close in time");
+    writer.abort();
+    answer
+}
+
+/// A request with a `Content-Length` body and `connection: close`.
+pub fn build(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: bridge\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method != "GET" {
+        req.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    let mut req = req.into_bytes();
     req.extend_from_slice(body);
     req
 }

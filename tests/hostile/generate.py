@@ -153,6 +153,9 @@ case("multipart part nested too deep",
 case("multipart text parts over 1 MiB", mp([("topic", "Print Done"), ("meta", "@@")]).decode(),
      content_type=MP, pad=["@@", "m", 1_048_600], status=413,
      error="multipart text parts larger than 1048576 bytes")
+case("multipart truncated in a part with a 100,000-character name",
+     '--XyZ\r\nContent-Disposition: form-data; name="@@"\r\n\r\nunfinished', content_type=MP, pad=["@@", "n", 100_000],
+     error="multipart body is malformed")
 case("multipart with no parts", "--XyZ--\r\n", content_type=MP, error="neither an OctoEverywhere")
 case("multipart part without a device", mp([("topic", "Print Done")]).decode(), content_type=MP,
      error="deviceIdentifier")
