@@ -17,6 +17,20 @@ const OE_PROGRESS: &[u8] =
 const OP_JSON: &str = r#"{"deviceIdentifier":"Ender-3","apiSecret":"s","topic":"Print Progress","message":"Your print is 40 % complete","extra":{"name":"benchy.gcode","progress":40},"state":{"text":"Printing"},"job":{"file":{"name":"benchy.gcode"}},"progress":{"completion":40.2,"printTime":1200,"printTimeLeft":1800},"currentZ":2.4}"#;
 const OP_FORM: &str = "deviceIdentifier=Ender-3&apiSecret=s&topic=Print+Progress&message=Your+print+is+40+%25+complete&extra=%7B%22name%22%3A%22benchy.gcode%22%2C%22progress%22%3A40%7D&progress=%7B%22completion%22%3A40.2%2C%22printTime%22%3A1200%2C%22printTimeLeft%22%3A1800%7D&currentZ=2.4";
 
+/// The OctoEverywhere progress sample, parsed.
+fn sample_event() -> print2mqtt::event::Event {
+    let hook = Webhook {
+        body: OE_PROGRESS,
+        content_type: Some("application/json"),
+        query: &[],
+        dialect: None,
+        limits: ingest::Limits::default(),
+    };
+    ingest::parse(&hook, Reception::now())
+        .expect("sample parses")
+        .event
+}
+
 fn parse(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse");
     let cases: [(&str, &[u8], &str); 3] = [
@@ -48,16 +62,7 @@ fn parse(c: &mut Criterion) {
 fn map(c: &mut Criterion) {
     let config = Config::default();
     let topics = Topics::new("print2mqtt");
-    let hook = Webhook {
-        body: OE_PROGRESS,
-        content_type: Some("application/json"),
-        query: &[],
-        dialect: None,
-        limits: ingest::Limits::default(),
-    };
-    let event = ingest::parse(&hook, Reception::now())
-        .expect("sample parses")
-        .event;
+    let event = sample_event();
     let mut printers = Printers::from_config(&config);
     printers.accept(&topics, &event);
     c.bench_function("event_to_messages", |b| {
@@ -68,16 +73,7 @@ fn map(c: &mut Criterion) {
 fn discovery(c: &mut Criterion) {
     let config = Config::default();
     let ctx = Context::from_config(&config);
-    let hook = Webhook {
-        body: OE_PROGRESS,
-        content_type: Some("application/json"),
-        query: &[],
-        dialect: None,
-        limits: ingest::Limits::default(),
-    };
-    let event = ingest::parse(&hook, Reception::now())
-        .expect("sample parses")
-        .event;
+    let event = sample_event();
     let mut state = print2mqtt::state::PrinterState::default();
     state.apply(&event);
     let view = PrinterView::new("ender3", &state, None);
