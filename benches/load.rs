@@ -48,7 +48,10 @@ fn args() -> Args {
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_default();
         match flag.as_str() {
-            "--bridge" => a.bridge = value().into(),
+            // Absolute: the bridge runs with its data dir as working directory.
+            "--bridge" => {
+                a.bridge = std::fs::canonicalize(value()).expect("--bridge: built binary")
+            }
             "--printers" => a.printers = value().parse().expect("--printers N"),
             "--seconds" => a.seconds = value().parse().expect("--seconds N"),
             "--rate" => a.rate = value().parse().expect("--rate N"),
@@ -274,6 +277,9 @@ async fn post(send: &mut Sender, port: u16, body: String) -> u16 {
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body)))
         .unwrap();
+    send.ready()
+        .await
+        .expect("connection ready for the next request");
     let res = send.send_request(req).await.expect("answer");
     let status = res.status().as_u16();
     let _ = res.into_body().collect().await;
@@ -429,7 +435,10 @@ async fn main_run(a: &Args) {
     expected += phase.len() as u64;
     let drain = wait_count(&all, base + expected, Duration::from_secs(300)).await;
     let (cpu1, _, _) = usage(pid);
-    let throughput = sent as f64 / wall.as_secs_f64();
+    // End to end: accepted and delivered. The outbox answers faster than the
+    // broker takes messages, so answers alone would flatter the bridge.
+    let accepted = sent as f64 / wall.as_secs_f64();
+    let throughput = sent as f64 / (wall + drain).as_secs_f64();
     let cpu_ms = (cpu1 - cpu0) * 1000.0 / sent as f64;
     let delivered_sat = all.load(Ordering::Relaxed) - base;
 
@@ -457,10 +466,13 @@ async fn main_run(a: &Args) {
     );
     println!("|---|---|");
     row(
-        "webhooks/s at saturation",
+        "webhooks/s at saturation, accepted (HTTP 200)",
+        format!("{accepted:.0} ({} connections)", a.connections),
+    );
+    row(
+        "webhooks/s at saturation, delivered end to end",
         format!(
-            "{throughput:.0} ({} connections; all delivered {:.1} s after the last answer)",
-            a.connections,
+            "{throughput:.0} (last message {:.1} s after the last answer)",
             drain.as_secs_f64()
         ),
     );
@@ -565,6 +577,7 @@ async fn scale_run(a: &Args) {
             .header("host", "x")
             .body(Full::new(Bytes::new()))
             .unwrap();
+        send.ready().await.unwrap();
         let res = send.send_request(req).await.unwrap();
         serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
     };

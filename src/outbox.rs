@@ -17,6 +17,10 @@ use crate::mqtt::messages::Message;
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 /// The store's file name inside `storage.data_dir`.
 pub const FILE: &str = "outbox.redb";
+/// The store's page cache. The outbox is a queue (append, deliver, delete):
+/// its working set is the few pages at its ends, and redb's 1 GiB default
+/// would grow the process by the size of every backlog it ever held.
+const CACHE_BYTES: usize = 4 << 20;
 
 /// One accepted webhook's messages (or the bridge's own: discovery,
 /// removals), published in order.
@@ -83,7 +87,10 @@ impl Outbox {
     pub fn open(dir: &Path, max_events: u64) -> Result<(Outbox, Vec<Record>), OutboxError> {
         std::fs::create_dir_all(dir).map_err(|e| OutboxError::Dir(dir.to_owned(), e))?;
         let path = dir.join(FILE);
-        let db = Database::create(&path).map_err(|e| OutboxError::Open(path.clone(), e))?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| OutboxError::Open(path.clone(), e))?;
         let txn = db.begin_write().map_err(store_err)?;
         txn.open_table(RECORDS).map_err(store_err)?;
         txn.commit().map_err(store_err)?;
@@ -142,6 +149,22 @@ impl Outbox {
             }
         }
         txn.commit().map_err(store_err)
+    }
+
+    /// Up to `limit` records from sequence number `from` on, oldest first
+    /// (the publisher reads a backlog in slices instead of holding it).
+    pub fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Record>, OutboxError> {
+        let read = self.db.begin_read().map_err(store_err)?;
+        let table = read.open_table(RECORDS).map_err(store_err)?;
+        let mut records = Vec::new();
+        for entry in table.range(from..).map_err(store_err)?.take(limit) {
+            let (key, value) = entry.map_err(store_err)?;
+            match decode(key.value(), value.value()) {
+                Some(record) => records.push(record),
+                None => error!(seq = key.value(), "Unreadable outbox record skipped"),
+            }
+        }
+        Ok(records)
     }
 
     /// Webhooks accepted and not yet delivered.

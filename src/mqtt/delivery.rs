@@ -139,6 +139,11 @@ impl Delivery {
         self.fifo.len() + self.inflight.len()
     }
 
+    /// How many incomplete records are held.
+    pub fn held(&self) -> usize {
+        self.records.len()
+    }
+
     /// True when every record is complete.
     pub fn is_idle(&self) -> bool {
         self.records.is_empty()

@@ -5,6 +5,8 @@
 //! ids map to records without races. `online` on every connect, `offline` as
 //! last will and at shutdown; reconnects with capped exponential backoff. It
 //! also listens for Home Assistant's birth message and reports each `online`.
+//! It holds at most [`MEMORY_RECORDS`] records; a larger backlog is read
+//! back from the outbox in slices.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,6 +33,11 @@ use crate::outbox::{Outbox, Record};
 const WINDOW: usize = 1000;
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Records held in memory at most. Beyond it (a long broker outage, a
+/// burst faster than the broker) records stay only in the outbox and are
+/// read back in slices of half this size as delivery catches up, so memory
+/// does not grow with the backlog.
+const MEMORY_RECORDS: usize = 512;
 /// Delivered records deleted per store transaction at most.
 const DELETE_BATCH: usize = 512;
 /// Time to publish `offline` and disconnect once the grace period is over.
@@ -128,17 +135,15 @@ impl Publisher {
         let (births_tx, births) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
         let give_up = CancellationToken::new();
-        let mut delivery = Delivery::default();
-        for record in setup.pending.iter().cloned() {
-            delivery.push(record);
-        }
-        let task = Task {
+        let mut task = Task {
             client,
             topics: setup.topics,
             outbox: setup.outbox,
             status_topic: setup.status_topic,
             births: births_tx,
-            delivery,
+            delivery: Delivery::default(),
+            next_seq: 0,
+            spill: None,
             connected: connected_tx,
             delivered: delivered_tx,
             stats: stats.clone(),
@@ -146,6 +151,7 @@ impl Publisher {
             deleting: None,
             saying_goodbye: false,
         };
+        task.take(setup.pending);
         let handle = tokio::spawn(task.run(eventloop, rx, give_up.clone()));
         let publisher = Publisher {
             records: tx,
@@ -208,6 +214,17 @@ fn poll(mut eventloop: EventLoop, delay: Duration) -> Pin<Box<dyn Future<Output 
     })
 }
 
+/// Records from `from` on are in the outbox, not in memory.
+#[derive(Debug, Clone, Copy)]
+struct Spill {
+    from: u64,
+    /// The newest record passed over while spilled: a slice read that
+    /// started before it was committed must not end the spill.
+    newest: u64,
+}
+
+type Loading = JoinHandle<Result<Vec<Record>, crate::outbox::OutboxError>>;
+
 struct Task {
     client: AsyncClient,
     topics: Topics,
@@ -215,6 +232,10 @@ struct Task {
     status_topic: Option<String>,
     births: mpsc::UnboundedSender<()>,
     delivery: Delivery,
+    /// Records below this sequence number were taken (or delivered).
+    next_seq: u64,
+    /// Set while newer records are only in the outbox.
+    spill: Option<Spill>,
     connected: watch::Sender<bool>,
     delivered: watch::Sender<u64>,
     stats: Arc<Stats>,
@@ -236,11 +257,15 @@ impl Task {
         let mut ever_connected = false;
         let mut closing = false;
         let mut goodbye_deadline = None;
+        let mut loading: Option<Loading> = None;
         loop {
+            if loading.is_none() {
+                loading = self.load_slice();
+            }
             self.fill_window();
             self.update_oldest();
             self.flush_deletes(false);
-            let done = closing && self.delivery.is_idle();
+            let done = closing && self.delivery.is_idle() && self.spill.is_none();
             if (done || goodbye_deadline.is_some()) && !self.saying_goodbye {
                 self.say_goodbye();
             }
@@ -305,9 +330,13 @@ impl Task {
                     polling = poll(eventloop, delay);
                 }
                 records = rx.recv(), if !closing => match records {
-                    Some(records) => records.into_iter().for_each(|r| self.delivery.push(r)),
+                    Some(records) => self.take(records),
                     None => closing = true,
                 },
+                loaded = async { loading.as_mut().expect("guarded").await }, if loading.is_some() => {
+                    loading = None;
+                    self.loaded(loaded);
+                }
                 () = give_up.cancelled(), if goodbye_deadline.is_none() => {
                     goodbye_deadline = Some(tokio::time::Instant::now() + GOODBYE);
                     if !self.is_connected() {
@@ -330,6 +359,80 @@ impl Task {
 
     fn is_connected(&self) -> bool {
         *self.connected.borrow()
+    }
+
+    /// Takes committed records in order; past [`MEMORY_RECORDS`] they stay
+    /// in the outbox until [`Task::load_slice`] reads them back.
+    fn take(&mut self, records: Vec<Record>) {
+        for record in records {
+            if record.seq < self.next_seq {
+                continue; // already read back from the outbox
+            }
+            if let Some(spill) = &mut self.spill {
+                spill.newest = spill.newest.max(record.seq);
+            } else if self.delivery.held() >= MEMORY_RECORDS {
+                self.spill = Some(Spill {
+                    from: record.seq,
+                    newest: record.seq,
+                });
+            } else {
+                self.next_seq = record.seq + 1;
+                self.delivery.push(record);
+            }
+        }
+    }
+
+    /// Starts reading the next slice of a spilled backlog once memory has
+    /// room for it.
+    fn load_slice(&self) -> Option<Loading> {
+        let spill = self.spill?;
+        if self.delivery.held() > MEMORY_RECORDS / 2 {
+            return None;
+        }
+        let outbox = self.outbox.clone();
+        Some(tokio::task::spawn_blocking(move || {
+            let slice = outbox.read_from(spill.from, MEMORY_RECORDS / 2);
+            if slice.is_err() {
+                // Not a hot retry loop while the store misbehaves.
+                std::thread::sleep(BACKOFF_MIN);
+            }
+            slice
+        }))
+    }
+
+    /// A slice read back: taken in order; a short slice ends the spill
+    /// unless newer records were passed over meanwhile.
+    fn loaded(
+        &mut self,
+        loaded: Result<Result<Vec<Record>, crate::outbox::OutboxError>, tokio::task::JoinError>,
+    ) {
+        let slice = match loaded {
+            Ok(Ok(slice)) => slice,
+            Ok(Err(e)) => {
+                error!(error = %e, "Could not read the backlog from the outbox; retrying");
+                return;
+            }
+            Err(e) => {
+                error!(error = %e, "Outbox read task failed; retrying");
+                return;
+            }
+        };
+        let Some(spill) = self.spill else { return };
+        let short = slice.len() < MEMORY_RECORDS / 2;
+        for record in slice {
+            if record.seq >= self.next_seq {
+                self.next_seq = record.seq + 1;
+                self.delivery.push(record);
+            }
+        }
+        self.spill = if short && spill.newest < self.next_seq {
+            None
+        } else {
+            Some(Spill {
+                from: self.next_seq.max(spill.from),
+                newest: spill.newest,
+            })
+        };
     }
 
     /// Hands messages to the client while connected and the window has room.
