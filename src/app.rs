@@ -21,7 +21,7 @@ use crate::mqtt::topics::Topics;
 use crate::mqtt::{self, BrokerUrl, Role, embedded, restore};
 use crate::octoeverywhere::{self, Registrations};
 use crate::outbox::Outbox;
-use crate::pipeline::{Pipeline, Printers, Start, retained_of};
+use crate::pipeline::{ConfigCheck, Pipeline, Printers, Start, retained_of};
 use crate::supervisor;
 
 /// How long start-up waits for the broker's retained state.
@@ -113,10 +113,16 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         mqtt::options(&config, &url, &id, Role::Reader)
     };
     let state_filter = [topics.all_printers()];
-    let state = restore::read_retained(reader()?, &topics, &state_filter, RESTORE_TIMEOUT);
+    let state = restore::for_each_retained(
+        reader()?,
+        &topics,
+        &state_filter,
+        RESTORE_TIMEOUT,
+        |topic, payload| printers.restore_one(&topics, &topic, &payload),
+    );
     let mut reachable = true;
     match state.await {
-        Ok(retained) => printers.restore(&topics, retained.iter().map(|(t, p)| (t.as_str(), p))),
+        Ok(()) => printers.restored(),
         Err(e) => {
             reachable = false;
             warn!(error = %e, "Could not read retained state from the broker; starting without it")
@@ -133,18 +139,23 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         printers.ensure(id);
     }
     info!(printers = printers.states.len(), "Restored printer state");
-    let mut published = Vec::new();
+    let mut check = ConfigCheck::new(&printers);
     let filters = printers.discovery_filters();
     if reachable && !filters.is_empty() {
-        match restore::read_retained(reader()?, &topics, &filters, RESTORE_TIMEOUT).await {
-            Ok(configs) => published = configs,
-            Err(e) => {
-                warn!(error = %e, "Could not read discovery configs back; publishing them all")
-            }
+        let read = restore::for_each_retained(
+            reader()?,
+            &topics,
+            &filters,
+            RESTORE_TIMEOUT,
+            |topic, payload| check.offer(&printers, &topic, &payload),
+        );
+        if let Err(e) = read.await {
+            warn!(error = %e, "Could not read discovery configs back; publishing them all");
+            check = ConfigCheck::new(&printers);
         }
     }
     // Ahead of any webhook: the version and the configs that changed.
-    let startup = printers.startup(&published);
+    let startup = check.finish(&mut printers);
 
     let options = mqtt::options(&config, &url, &config.mqtt.client_id, Role::Bridge)?;
     let status_topic = config

@@ -20,12 +20,15 @@ use crate::homeassistant::{self, PrinterView};
 use crate::mqtt::messages::{Message, render};
 use crate::mqtt::publisher::Publisher;
 use crate::mqtt::topics::{
-    APP_CONNECTION, BRIDGE_LAST_WEBHOOK, BRIDGE_VERSION, BRIDGE_WEBHOOKS, LAST_EVENT, Topics,
+    APP_CONNECTION, BRIDGE_LAST_WEBHOOK, BRIDGE_WEBHOOKS, LAST_EVENT, Topics,
 };
 use crate::octoeverywhere::AppState;
 use crate::outbox::{Outbox, Record};
 use crate::slug::Slugs;
 use crate::state::{Field, PrinterState};
+
+mod startup;
+pub use startup::ConfigCheck;
 
 /// Jobs waiting for the writer; HTTP handlers wait when it is full.
 const QUEUE: usize = 4096;
@@ -112,20 +115,30 @@ impl Printers {
         topics: &Topics,
         retained: impl IntoIterator<Item = (&'a str, &'a Bytes)>,
     ) {
-        let webhooks = topics.bridge(BRIDGE_WEBHOOKS);
         for (topic, payload) in retained {
-            if let Some((slug, leaf)) = topics.parse_printer(topic) {
-                self.states
-                    .entry(slug.to_owned())
-                    .or_default()
-                    .restore(leaf, payload);
-            } else if topic == webhooks {
-                let count = std::str::from_utf8(payload)
-                    .ok()
-                    .and_then(|s| s.parse().ok());
-                self.webhooks = count.unwrap_or(0);
-            }
+            self.restore_one(topics, topic, payload);
         }
+        self.restored();
+    }
+
+    /// Restores one retained value; [`Printers::restored`] follows the last.
+    pub fn restore_one(&mut self, topics: &Topics, topic: &str, payload: &[u8]) {
+        if let Some((slug, leaf)) = topics.parse_printer(topic) {
+            self.states
+                .entry(slug.to_owned())
+                .or_default()
+                .restore(leaf, payload);
+        } else if topic == topics.bridge(BRIDGE_WEBHOOKS) {
+            let count = std::str::from_utf8(payload)
+                .ok()
+                .and_then(|s| s.parse().ok());
+            self.webhooks = count.unwrap_or(0);
+        }
+    }
+
+    /// After [`Printers::restore_one`]: drops what is not a printer and
+    /// takes over the slugs.
+    pub fn restored(&mut self) {
         self.states.retain(|_, s| !s.printer_id.is_empty());
         for (slug, state) in &self.states {
             self.slugs.restore(slug, &state.printer_id);
@@ -236,29 +249,11 @@ impl Printers {
     /// (`retained`, read back under [`Printers::discovery_filters`]), and an
     /// empty message for each retained config no longer published.
     pub fn startup(&mut self, retained: &[(String, Bytes)]) -> Vec<Message> {
-        let mut out = vec![Message::retained(
-            self.ha.topics.bridge(BRIDGE_VERSION),
-            self.ha.version.clone(),
-        )];
-        if !self.ha.enabled {
-            return out;
+        let mut check = ConfigCheck::new(self);
+        for (topic, payload) in retained {
+            check.offer(self, topic, payload);
         }
-        let wanted = self.all_configs();
-        let have: HashMap<&str, &Bytes> = retained.iter().map(|(t, p)| (t.as_str(), p)).collect();
-        let wanted_topics: HashSet<&str> = wanted.iter().map(|m| m.topic.as_str()).collect();
-        out.extend(
-            retained
-                .iter()
-                .filter(|(t, _)| !wanted_topics.contains(t.as_str()))
-                .map(|(t, _)| Message::retained(t.clone(), Bytes::new())),
-        );
-        out.extend(
-            wanted
-                .iter()
-                .filter(|m| have.get(m.topic.as_str()) != Some(&&m.payload))
-                .cloned(),
-        );
-        out
+        check.finish(self)
     }
 
     /// Every config again, for Home Assistant's birth message.

@@ -12,19 +12,37 @@ use ulid::Ulid;
 use super::topics::Topics;
 
 /// Every retained, non-empty `(topic, payload)` matching one of `filters`.
-///
-/// Subscribes, then publishes a marker on a topic of its own: the broker
-/// sends the retained messages before the marker comes back, so the marker
-/// says "that was all" without any guessing delay. Fails after `timeout`.
 pub async fn read_retained(
     options: MqttOptions,
     topics: &Topics,
     filters: &[String],
     timeout: Duration,
 ) -> anyhow::Result<Vec<(String, Bytes)>> {
+    let mut found = Vec::new();
+    for_each_retained(options, topics, filters, timeout, |topic, payload| {
+        found.push((topic, payload));
+    })
+    .await?;
+    Ok(found)
+}
+
+/// Hands every retained, non-empty message matching one of `filters` to
+/// `found` as it arrives (nothing is collected: a restart with 10,000
+/// printers reads half a million of them).
+///
+/// Subscribes, then publishes a marker on a topic of its own: the broker
+/// sends the retained messages before the marker comes back, so the marker
+/// says "that was all" without any guessing delay. Fails after `timeout`.
+pub async fn for_each_retained(
+    options: MqttOptions,
+    topics: &Topics,
+    filters: &[String],
+    timeout: Duration,
+    mut found: impl FnMut(String, Bytes),
+) -> anyhow::Result<()> {
     let marker = format!("{}/bridge/restore/{}", topics.base(), Ulid::generate());
     let (client, mut eventloop) = AsyncClient::new(options, 16);
-    let mut found = Vec::new();
+    let mut count = 0usize;
     let collect = async {
         loop {
             match eventloop.poll().await? {
@@ -42,7 +60,8 @@ pub async fn read_retained(
                 }
                 Event::Incoming(Packet::Publish(p)) if p.topic == marker => break,
                 Event::Incoming(Packet::Publish(p)) if p.retain && !p.payload.is_empty() => {
-                    found.push((p.topic, p.payload));
+                    count += 1;
+                    found(p.topic, p.payload);
                 }
                 _ => {}
             }
@@ -53,8 +72,8 @@ pub async fn read_retained(
     let _ = client.try_disconnect();
     match result {
         Ok(Ok(())) => {
-            debug!(count = found.len(), "Read retained state");
-            Ok(found)
+            debug!(count, "Read retained messages");
+            Ok(())
         }
         Ok(Err(e)) => Err(e),
         Err(_) => anyhow::bail!("no answer from the broker within {}s", timeout.as_secs()),

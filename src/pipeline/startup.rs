@@ -1,0 +1,149 @@
+//! The start-up comparison of discovery configs (DESIGN.md §5: unchanged
+//! configs are not republished). The broker's retained configs are checked
+//! one at a time as they arrive against the table's rendering of the same
+//! device, so neither side is ever held whole: with 10,000 printers that is
+//! 350,000 configs the bridge would otherwise keep twice.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::Printers;
+use crate::homeassistant;
+use crate::mqtt::messages::Message;
+use crate::mqtt::topics::{BRIDGE_NODE, BRIDGE_VERSION, Discovery};
+
+/// One device's configs as the table renders them: topic → (payload, index).
+struct Rendered {
+    node: String,
+    configs: HashMap<String, (Bytes, usize)>,
+}
+
+/// Which retained configs the broker already holds unchanged, and which it
+/// holds that no device publishes any more.
+#[derive(Default)]
+pub struct ConfigCheck {
+    /// Node id → slug (`None`: the bridge device).
+    nodes: HashMap<String, Option<String>>,
+    /// Node id → for each of its configs, whether the broker holds it as is.
+    matched: HashMap<String, Vec<bool>>,
+    /// Empty retained messages for configs no device publishes any more.
+    stale: Vec<Message>,
+    /// The device rendered last: the broker sends one filter's (one
+    /// device's) retained messages together, so this is nearly always it.
+    last: Option<Rendered>,
+}
+
+impl ConfigCheck {
+    /// A check of every device in `printers`' table.
+    pub fn new(printers: &Printers) -> ConfigCheck {
+        let mut nodes: HashMap<String, Option<String>> = printers
+            .states
+            .keys()
+            .map(|slug| (Discovery::node(slug), Some(slug.clone())))
+            .collect();
+        nodes.insert(BRIDGE_NODE.to_owned(), None);
+        ConfigCheck {
+            nodes,
+            ..ConfigCheck::default()
+        }
+    }
+
+    /// Compares one retained config from the broker.
+    pub fn offer(&mut self, printers: &Printers, topic: &str, payload: &Bytes) {
+        let Some((_, node, _)) = printers.ha.discovery.parse(topic) else {
+            return;
+        };
+        let Some(slug) = self.nodes.get(node) else {
+            return; // not one of the filters this check asked for
+        };
+        if self.last.as_ref().is_none_or(|r| r.node != node) {
+            let configs = render(printers, slug.as_deref())
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| (m.topic, (m.payload, i)))
+                .collect::<HashMap<_, _>>();
+            self.matched
+                .entry(node.to_owned())
+                .or_insert_with(|| vec![false; configs.len()]);
+            self.last = Some(Rendered {
+                node: node.to_owned(),
+                configs,
+            });
+        }
+        let Some(rendered) = &self.last else { return };
+        match rendered.configs.get(topic) {
+            Some((wanted, i)) if wanted == payload => {
+                if let Some(flag) = self
+                    .matched
+                    .get_mut(node)
+                    .and_then(|flags| flags.get_mut(*i))
+                {
+                    *flag = true;
+                }
+            }
+            Some(_) => {} // changed: republished by `finish`
+            None => self
+                .stale
+                .push(Message::retained(topic.to_owned(), Bytes::new())),
+        }
+    }
+
+    /// The messages to publish at start: the bridge's version, the stale
+    /// configs cleared, then every config the broker does not hold as is.
+    /// Marks every printer's configs as published.
+    pub fn finish(self, printers: &mut Printers) -> Vec<Message> {
+        let mut out = vec![Message::retained(
+            printers.ha.topics.bridge(BRIDGE_VERSION),
+            printers.ha.version.clone(),
+        )];
+        if !printers.ha.enabled {
+            return out;
+        }
+        out.extend(self.stale);
+        let all_held = |node: &str| {
+            self.matched
+                .get(node)
+                .is_some_and(|flags| flags.iter().all(|f| *f))
+        };
+        if !all_held(BRIDGE_NODE) {
+            out.extend(missing(
+                render(printers, None),
+                self.matched.get(BRIDGE_NODE),
+            ));
+        }
+        let slugs: Vec<String> = printers.states.keys().cloned().collect();
+        for slug in slugs {
+            let node = Discovery::node(&slug);
+            let Some(view) = printers.view(&slug) else {
+                continue;
+            };
+            if !all_held(&node) {
+                let configs = homeassistant::configs(&view, &printers.ha);
+                out.extend(missing(configs, self.matched.get(&node)));
+            }
+            printers.published.insert(slug, view);
+        }
+        out
+    }
+}
+
+/// A device's configs as the table renders them (`None`: the bridge's).
+fn render(printers: &Printers, slug: Option<&str>) -> Vec<Message> {
+    match slug {
+        None => homeassistant::bridge_configs(&printers.ha),
+        Some(slug) => printers
+            .view(slug)
+            .map(|view| homeassistant::configs(&view, &printers.ha))
+            .unwrap_or_default(),
+    }
+}
+
+/// The configs not flagged as held by the broker.
+fn missing(configs: Vec<Message>, held: Option<&Vec<bool>>) -> impl Iterator<Item = Message> {
+    configs
+        .into_iter()
+        .enumerate()
+        .filter(move |(i, _)| !held.and_then(|h| h.get(*i)).copied().unwrap_or(false))
+        .map(|(_, m)| m)
+}
