@@ -40,6 +40,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const MEMORY_RECORDS: usize = 512;
 /// Delivered records deleted per store transaction at most.
 const DELETE_BATCH: usize = 512;
+/// Delivered records wait this long for more to share their delete
+/// transaction (unless a full batch is ready): one store commit per
+/// webhook would cost as much as the webhook's own commit.
+const DELETE_DELAY: Duration = Duration::from_millis(250);
 /// Time to publish `offline` and disconnect once the grace period is over.
 const GOODBYE: Duration = Duration::from_secs(2);
 
@@ -148,6 +152,7 @@ impl Publisher {
             delivered: delivered_tx,
             stats: stats.clone(),
             to_delete: Vec::new(),
+            delete_since: None,
             deleting: None,
             saying_goodbye: false,
         };
@@ -240,6 +245,8 @@ struct Task {
     delivered: watch::Sender<u64>,
     stats: Arc<Stats>,
     to_delete: Vec<u64>,
+    /// When the oldest record in `to_delete` was delivered.
+    delete_since: Option<tokio::time::Instant>,
     deleting: Option<JoinHandle<()>>,
     saying_goodbye: bool,
 }
@@ -274,6 +281,14 @@ impl Task {
             }
             let deadline =
                 goodbye_deadline.unwrap_or_else(|| tokio::time::Instant::now() + BACKOFF_MAX * 100);
+            let delete_at = self.delete_since.map(|since| {
+                if self.deleting.as_ref().is_some_and(|d| !d.is_finished()) {
+                    // Looked at again shortly, once the running delete is done.
+                    tokio::time::Instant::now() + DELETE_DELAY / 10
+                } else {
+                    since + DELETE_DELAY
+                }
+            });
             tokio::select! {
                 (eventloop, event) = &mut polling => {
                     let mut delay = Duration::ZERO;
@@ -300,6 +315,7 @@ impl Task {
                                 self.record_delivery(&done);
                                 self.outbox.delivered(&done);
                                 self.to_delete.extend(done.iter().map(|r| r.seq));
+                                self.delete_since.get_or_insert_with(tokio::time::Instant::now);
                             }
                         }
                         Ok(Event::Incoming(Packet::Publish(p))) => self.on_message(&p),
@@ -343,6 +359,7 @@ impl Task {
                         break;
                     }
                 }
+                () = tokio::time::sleep_until(delete_at.unwrap_or(deadline)), if delete_at.is_some() => {}
                 () = tokio::time::sleep_until(deadline), if goodbye_deadline.is_some() => break,
             }
         }
@@ -522,7 +539,11 @@ impl Task {
     /// when nothing is left, persisting the earlier non-durable deletes.
     fn flush_deletes(&mut self, last: bool) {
         let busy = self.deleting.as_ref().is_some_and(|d| !d.is_finished());
-        if !last && (busy || self.to_delete.is_empty()) {
+        let due = self.to_delete.len() >= DELETE_BATCH
+            || self
+                .delete_since
+                .is_some_and(|since| since.elapsed() >= DELETE_DELAY);
+        if !last && (busy || !due) {
             return;
         }
         let take = if last {
@@ -531,6 +552,7 @@ impl Task {
             self.to_delete.len().min(DELETE_BATCH)
         };
         let seqs: Vec<u64> = self.to_delete.drain(..take).collect();
+        self.delete_since = (!self.to_delete.is_empty()).then(tokio::time::Instant::now);
         let outbox = self.outbox.clone();
         let durability = if last {
             Durability::Immediate
