@@ -11,6 +11,12 @@ use print2mqtt::octoeverywhere::{api::Call, cli as oe};
 use print2mqtt::{app, healthcheck, simulate};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: fewer instructions per allocation than glibc's malloc, and it
+/// hands freed memory back to the system (glibc's per-thread arenas kept a
+/// restart's half a million retained messages resident).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Turns 3D-printer notification webhooks into MQTT topics and Home Assistant devices.
 #[derive(Debug, Parser)]
 #[command(name = "print2mqtt", version, about)]

@@ -151,16 +151,24 @@ impl Outbox {
         txn.commit().map_err(store_err)
     }
 
-    /// Up to `limit` records from sequence number `from` on, oldest first
-    /// (the publisher reads a backlog in slices instead of holding it).
-    pub fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Record>, OutboxError> {
+    /// Records from sequence number `from` on, oldest first, until they
+    /// hold `messages` messages or more (the publisher reads a backlog in
+    /// slices instead of holding it).
+    pub fn read_from(&self, from: u64, messages: usize) -> Result<Vec<Record>, OutboxError> {
         let read = self.db.begin_read().map_err(store_err)?;
         let table = read.open_table(RECORDS).map_err(store_err)?;
         let mut records = Vec::new();
-        for entry in table.range(from..).map_err(store_err)?.take(limit) {
+        let mut held = 0;
+        for entry in table.range(from..).map_err(store_err)? {
+            if held >= messages {
+                break;
+            }
             let (key, value) = entry.map_err(store_err)?;
             match decode(key.value(), value.value()) {
-                Some(record) => records.push(record),
+                Some(record) => {
+                    held += record.messages.len();
+                    records.push(record);
+                }
                 None => error!(seq = key.value(), "Unreadable outbox record skipped"),
             }
         }

@@ -53,11 +53,14 @@ pub struct Delivery {
     fifo: VecDeque<Tag>,
     /// Packet id → what it carries, until acknowledged.
     inflight: HashMap<u16, Tag>,
+    /// Messages in `records`.
+    messages: usize,
 }
 
 impl Delivery {
     /// Adds records to send, after those already known.
     pub fn push(&mut self, record: Record) {
+        self.messages += record.messages.len();
         self.records.push_back(Tracked::new(record));
     }
 
@@ -114,6 +117,7 @@ impl Delivery {
         let mut done = Vec::new();
         while self.records.front().is_some_and(|t| t.unacked == 0) {
             if let Some(t) = self.records.pop_front() {
+                self.messages -= t.record.messages.len();
                 done.push(t.record);
             }
             self.cursor = match self.cursor {
@@ -139,9 +143,9 @@ impl Delivery {
         self.fifo.len() + self.inflight.len()
     }
 
-    /// How many incomplete records are held.
+    /// How many messages of incomplete records are held.
     pub fn held(&self) -> usize {
-        self.records.len()
+        self.messages
     }
 
     /// True when every record is complete.
@@ -180,6 +184,23 @@ mod tests {
             pkid += 1;
         }
         ids
+    }
+
+    #[test]
+    fn held_counts_the_messages_of_incomplete_records() {
+        let mut d = Delivery::default();
+        d.push(record(1, 3));
+        d.push(record(2, 2));
+        assert_eq!(d.held(), 5);
+        let ids = send_all(&mut d, 1);
+        for pkid in &ids[..3] {
+            d.acked(*pkid);
+        }
+        assert_eq!(d.held(), 2, "record 1 complete and dropped");
+        d.acked(ids[3]);
+        d.acked(ids[4]);
+        assert_eq!(d.held(), 0);
+        assert!(d.is_idle());
     }
 
     #[test]

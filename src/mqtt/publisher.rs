@@ -5,7 +5,7 @@
 //! ids map to records without races. `online` on every connect, `offline` as
 //! last will and at shutdown; reconnects with capped exponential backoff. It
 //! also listens for Home Assistant's birth message and reports each `online`.
-//! It holds at most [`MEMORY_RECORDS`] records; a larger backlog is read
+//! It holds at most [`MEMORY_MESSAGES`] messages; a larger backlog is read
 //! back from the outbox in slices.
 
 use std::future::Future;
@@ -33,11 +33,11 @@ use crate::outbox::{Outbox, Record};
 const WINDOW: usize = 1000;
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// Records held in memory at most. Beyond it (a long broker outage, a
-/// burst faster than the broker) records stay only in the outbox and are
-/// read back in slices of half this size as delivery catches up, so memory
-/// does not grow with the backlog.
-const MEMORY_RECORDS: usize = 512;
+/// Messages held in memory at most (about 2 MB; at least twice the window).
+/// Beyond it (a long broker outage, a burst faster than the broker) records
+/// stay only in the outbox and are read back in slices of half this size as
+/// delivery catches up, so memory does not grow with the backlog.
+const MEMORY_MESSAGES: usize = 4096;
 /// Delivered records deleted per store transaction at most.
 const DELETE_BATCH: usize = 512;
 /// Delivered records wait this long for more to share their delete
@@ -378,7 +378,7 @@ impl Task {
         *self.connected.borrow()
     }
 
-    /// Takes committed records in order; past [`MEMORY_RECORDS`] they stay
+    /// Takes committed records in order; past [`MEMORY_MESSAGES`] they stay
     /// in the outbox until [`Task::load_slice`] reads them back.
     fn take(&mut self, records: Vec<Record>) {
         for record in records {
@@ -387,7 +387,7 @@ impl Task {
             }
             if let Some(spill) = &mut self.spill {
                 spill.newest = spill.newest.max(record.seq);
-            } else if self.delivery.held() >= MEMORY_RECORDS {
+            } else if self.delivery.held() >= MEMORY_MESSAGES {
                 self.spill = Some(Spill {
                     from: record.seq,
                     newest: record.seq,
@@ -403,12 +403,12 @@ impl Task {
     /// room for it.
     fn load_slice(&self) -> Option<Loading> {
         let spill = self.spill?;
-        if self.delivery.held() > MEMORY_RECORDS / 2 {
+        if self.delivery.held() > MEMORY_MESSAGES / 2 {
             return None;
         }
         let outbox = self.outbox.clone();
         Some(tokio::task::spawn_blocking(move || {
-            let slice = outbox.read_from(spill.from, MEMORY_RECORDS / 2);
+            let slice = outbox.read_from(spill.from, MEMORY_MESSAGES / 2);
             if slice.is_err() {
                 // Not a hot retry loop while the store misbehaves.
                 std::thread::sleep(BACKOFF_MIN);
@@ -435,7 +435,7 @@ impl Task {
             }
         };
         let Some(spill) = self.spill else { return };
-        let short = slice.len() < MEMORY_RECORDS / 2;
+        let short = slice.iter().map(|r| r.messages.len()).sum::<usize>() < MEMORY_MESSAGES / 2;
         for record in slice {
             if record.seq >= self.next_seq {
                 self.next_seq = record.seq + 1;
