@@ -4,7 +4,7 @@
 //! and registering, drain, publish `offline`, disconnect.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -21,11 +21,18 @@ use crate::mqtt::topics::Topics;
 use crate::mqtt::{self, BrokerUrl, Role, embedded, restore};
 use crate::octoeverywhere::{self, Registrations};
 use crate::outbox::Outbox;
-use crate::pipeline::{ConfigCheck, Pipeline, Printers, Start, retained_of};
+use crate::pipeline::{self, ConfigCheck, Pipeline, Printers, Start, retained_of};
 use crate::supervisor;
 
 /// How long start-up waits for the broker's retained state.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reading the retained discovery configs back (in the background when
+/// there are many).
+const CONFIG_CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+/// Up to this many restored printers (35 configs each) the start-up config
+/// check runs before the bridge listens, so their configs precede any
+/// webhook's messages; beyond it, in the background.
+const INLINE_CHECK_PRINTERS: usize = 100;
 /// How long shutdown waits for the broker to take what is queued.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -139,23 +146,31 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         printers.ensure(id);
     }
     info!(printers = printers.states.len(), "Restored printer state");
-    let mut check = ConfigCheck::new(&printers);
+    // Ahead of any webhook: the version and the configs the broker does not
+    // hold as they are. With many printers (10,000: 350,000 configs) the
+    // comparison runs in the background, so the bridge listens as soon as
+    // its state is back.
+    let mut startup = vec![pipeline::version(&printers)];
     let filters = printers.discovery_filters();
-    if reachable && !filters.is_empty() {
-        let read = restore::for_each_retained(
-            reader()?,
-            &topics,
-            &filters,
-            RESTORE_TIMEOUT,
-            |topic, payload| check.offer(&printers, &topic, &payload),
-        );
-        if let Err(e) = read.await {
-            warn!(error = %e, "Could not read discovery configs back; publishing them all");
-            check = ConfigCheck::new(&printers);
-        }
+    let check_reader = (reachable && !filters.is_empty())
+        .then(reader)
+        .transpose()?
+        .map(|options| (options, filters));
+    let table = Arc::new(RwLock::new(printers));
+    let mut background = None;
+    if table_len(&table) <= INLINE_CHECK_PRINTERS {
+        let check = read_configs(check_reader, &topics, &table).await;
+        let mut printers = table.write().unwrap_or_else(|e| e.into_inner());
+        startup.extend(check.finish(&mut printers));
+    } else {
+        background = Some(check_reader);
     }
-    // Ahead of any webhook: the version and the configs that changed.
-    let startup = check.finish(&mut printers);
+    let mut printers = Arc::into_inner(table)
+        .map(|t| t.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .expect("no other holder of the table yet");
+    if background.is_some() {
+        ConfigCheck::new(&printers).defer_discovery(&mut printers);
+    }
 
     let options = mqtt::options(&config, &url, &config.mqtt.client_id, Role::Bridge)?;
     let status_topic = config
@@ -170,6 +185,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         status_topic,
     });
     let health = publisher.health();
+    let topics_for_check = topics.clone();
     let pipeline = Pipeline::start(Start {
         printers,
         topics,
@@ -196,6 +212,14 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     info!(%http_addr, broker = %format!("{}:{}", url.host, url.port), "Listening for webhooks");
 
     let shutdown = CancellationToken::new();
+    let checking = background.map(|reader| {
+        tokio::spawn(check_configs(
+            reader,
+            topics_for_check,
+            pipeline.clone(),
+            shutdown.clone(),
+        ))
+    });
     // Registered once the listener is up, so the callback already answers.
     let registrations = Registrations::new();
     let registrars =
@@ -220,6 +244,9 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
             let _ = ingress.await;
         }
         // They hold pipeline handles: the writer ends after they do.
+        if let Some(checking) = checking {
+            let _ = checking.await;
+        }
         for registrar in registrars {
             let _ = registrar.await;
         }
@@ -234,6 +261,53 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         shutdown,
         task,
     })
+}
+
+/// Compares the broker's retained discovery configs with the table's as
+/// they arrive. Without `reader` (no broker at start) nothing is held, so
+/// everything is published.
+async fn read_configs(
+    reader: Option<(rumqttc::MqttOptions, Vec<String>)>,
+    topics: &Topics,
+    table: &RwLock<Printers>,
+) -> ConfigCheck {
+    let read_table = || table.read().unwrap_or_else(|e| e.into_inner());
+    let mut check = ConfigCheck::new(&read_table());
+    let Some((options, filters)) = reader else {
+        return check;
+    };
+    let read = restore::for_each_retained(
+        options,
+        topics,
+        &filters,
+        CONFIG_CHECK_TIMEOUT,
+        |topic, payload| check.offer(&read_table(), &topic, &payload),
+    )
+    .await;
+    if let Err(e) = read {
+        warn!(error = %e, "Could not read discovery configs back; publishing them all");
+        check = ConfigCheck::new(&read_table());
+    }
+    check
+}
+
+/// The background start-up check: hands its result to the pipeline, which
+/// publishes what is missing, changed or stale.
+async fn check_configs(
+    reader: Option<(rumqttc::MqttOptions, Vec<String>)>,
+    topics: Topics,
+    pipeline: Pipeline,
+    shutdown: CancellationToken,
+) {
+    let check = tokio::select! {
+        check = read_configs(reader, &topics, pipeline.printers()) => check,
+        () = shutdown.cancelled() => return,
+    };
+    let _ = pipeline.configs_checked(check).await;
+}
+
+fn table_len(table: &RwLock<Printers>) -> usize {
+    table.read().unwrap_or_else(|e| e.into_inner()).states.len()
 }
 
 /// Runs until SIGTERM or Ctrl-C, then shuts down in order.

@@ -28,7 +28,7 @@ use crate::slug::Slugs;
 use crate::state::{Field, PrinterState};
 
 mod startup;
-pub use startup::ConfigCheck;
+pub use startup::{ConfigCheck, version};
 
 /// Jobs waiting for the writer; HTTP handlers wait when it is full.
 const QUEUE: usize = 4096;
@@ -59,6 +59,9 @@ pub struct Printers {
     published: HashMap<String, PrinterView>,
     /// Webhooks accepted (`<base>/bridge/webhooks`), restored at start.
     webhooks: u64,
+    /// Restored printers whose configs the start-up check still compares
+    /// with the broker's: their webhooks publish no configs until it is done.
+    unchecked: HashSet<String>,
 }
 
 /// A printer taken out of the table, and the empty retained messages that
@@ -86,6 +89,7 @@ impl Printers {
             app_tokens: HashSet::new(),
             published: HashMap::new(),
             webhooks: 0,
+            unchecked: HashSet::new(),
         }
     }
 
@@ -253,7 +257,9 @@ impl Printers {
         for (topic, payload) in retained {
             check.offer(self, topic, payload);
         }
-        check.finish(self)
+        let mut out = vec![startup::version(self)];
+        out.extend(check.finish(self));
+        out
     }
 
     /// Every config again, for Home Assistant's birth message.
@@ -269,6 +275,7 @@ impl Printers {
         let slug = self.find(printer)?;
         self.states.remove(&slug);
         self.published.remove(&slug);
+        self.unchecked.remove(&slug);
         let empty = |topic| Message::retained(topic, Bytes::new());
         let topics = &self.ha.topics;
         let values = Field::ALL
@@ -332,7 +339,7 @@ impl Printers {
         let Some(view) = self.view(slug) else {
             return Vec::new();
         };
-        if !always && self.published.get(slug) == Some(&view) {
+        if !always && (self.published.get(slug) == Some(&view) || self.unchecked.contains(slug)) {
             return Vec::new();
         }
         let configs = homeassistant::configs(&view, &self.ha);
@@ -413,6 +420,8 @@ enum Job {
     ClearValues { slug: String, values: Vec<Message> },
     /// A printer's App Connection registration state.
     AppConnection { printer_id: String, state: AppState },
+    /// The start-up comparison with the broker's retained configs, done.
+    Configs(Box<ConfigCheck>),
 }
 
 /// Hands accepted events to the writer task.
@@ -491,6 +500,12 @@ impl Pipeline {
     pub async fn app_connection(&self, printer_id: &str, state: AppState) -> Result<(), Rejected> {
         let printer_id = printer_id.to_owned();
         self.send(Job::AppConnection { printer_id, state }).await
+    }
+
+    /// Publishes what the start-up comparison with the broker's retained
+    /// configs found missing or stale.
+    pub async fn configs_checked(&self, check: ConfigCheck) -> Result<(), Rejected> {
+        self.send(Job::Configs(Box::new(check))).await
     }
 
     /// Read access to the printer table (status page, API).
@@ -625,6 +640,12 @@ impl Writer {
                 Job::ClearValues { slug, values } => {
                     if !table.contains(&slug) {
                         b.messages.push((values, false));
+                    }
+                }
+                Job::Configs(check) => {
+                    let messages = check.finish(&mut table);
+                    if !messages.is_empty() {
+                        b.messages.push((messages, false));
                     }
                 }
                 Job::AppConnection { printer_id, state } => {

@@ -475,3 +475,78 @@ async fn remove_printer_command_clears_what_the_broker_holds() {
         "{stderr}"
     );
 }
+
+/// A webhook for printer `n` of many (ids FLEET000..).
+fn fleet(n: usize, event_type: u32, name: &str) -> String {
+    format!(
+        r#"{{"PrinterId":"FLEET{n:03}","SecretKey":"{OE_SECRET}","EventType":{event_type},"PrinterName":"{name}","Progress":40}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_many_printers_the_start_up_check_runs_in_the_background_and_republishes_only_changes()
+{
+    // More restored printers than the bridge compares before listening.
+    const PRINTERS: usize = 120;
+    let broker = Mosquitto::start();
+    let cfg = config(&broker.url(), OE_SECRET);
+    let first = start(cfg.clone()).await;
+    for n in 0..PRINTERS {
+        let answer = post_json(first.http_addr(), "/webhook", fleet(n, 1, "Fleet")).await;
+        assert_eq!(answer.status, 200);
+    }
+    wait_drained(first.http_addr()).await;
+    first.shutdown().await;
+
+    // Printer 7 gets a configured name: its configs change, no one else's.
+    let mut named = cfg;
+    named.printers.insert(
+        "FLEET007".into(),
+        Printer {
+            name: "Renamed".into(),
+            ..Printer::default()
+        },
+    );
+    let mut live = Subscriber::new(broker.port, "#").await;
+    let second = start(named).await;
+    // Webhooks while the check may still run publish no configs of their own.
+    for n in [0, 7] {
+        let answer = post_json(second.http_addr(), "/webhook", fleet(n, 6, "Fleet")).await;
+        assert_eq!(answer.status, 200);
+    }
+    let want = printer_configs("homeassistant", "fleet007");
+    let mut got = Vec::new();
+    while config_topics(&got, "fleet007") != want {
+        got.push(live.next().await);
+    }
+    // Then a completion: every message before it in the stream is what the
+    // restart published.
+    let answer = post_json(second.http_addr(), "/webhook", fleet(0, 2, "Fleet")).await;
+    assert_eq!(answer.status, 200);
+    loop {
+        let m = live.next().await;
+        let done = m.topic == "print2mqtt/fleet000/state" && m.text() == "complete";
+        got.push(m);
+        if done {
+            break;
+        }
+    }
+    let configs: Vec<&Msg> = got
+        .iter()
+        .filter(|m| m.topic.starts_with("homeassistant/"))
+        .collect();
+    let others: Vec<&str> = configs
+        .iter()
+        .filter(|m| !m.topic.contains("/print2mqtt_fleet007/"))
+        .map(|m| m.topic.as_str())
+        .collect();
+    assert!(others.is_empty(), "republished: {others:?}");
+    assert_eq!(configs.len(), want.len(), "each changed config once");
+    assert!(
+        configs
+            .iter()
+            .all(|m| m.json()["device"]["name"] == "Renamed"),
+        "printer 7's configs carry its new name"
+    );
+    second.shutdown().await;
+}

@@ -25,6 +25,8 @@ struct Rendered {
 pub struct ConfigCheck {
     /// Node id → slug (`None`: the bridge device).
     nodes: HashMap<String, Option<String>>,
+    /// The printers to check, in table order.
+    slugs: Vec<String>,
     /// Node id → for each of its configs, whether the broker holds it as is.
     matched: HashMap<String, Vec<bool>>,
     /// Empty retained messages for configs no device publishes any more.
@@ -45,8 +47,16 @@ impl ConfigCheck {
         nodes.insert(BRIDGE_NODE.to_owned(), None);
         ConfigCheck {
             nodes,
+            slugs: printers.states.keys().cloned().collect(),
             ..ConfigCheck::default()
         }
+    }
+
+    /// For a check that runs while webhooks are already accepted: the
+    /// checked printers' webhooks publish no configs until
+    /// [`ConfigCheck::finish`] (it publishes what differs then).
+    pub fn defer_discovery(&self, printers: &mut Printers) {
+        printers.unchecked = self.slugs.iter().cloned().collect();
     }
 
     /// Compares one retained config from the broker.
@@ -89,18 +99,17 @@ impl ConfigCheck {
         }
     }
 
-    /// The messages to publish at start: the bridge's version, the stale
-    /// configs cleared, then every config the broker does not hold as is.
-    /// Marks every printer's configs as published.
+    /// The messages that make the broker hold the table's configs: the
+    /// stale configs cleared, then every config of the checked devices the
+    /// broker does not hold as is. Marks those printers' configs as
+    /// published. Printers that arrived during the check were discovered by
+    /// their own webhooks; those removed meanwhile are left out.
     pub fn finish(self, printers: &mut Printers) -> Vec<Message> {
-        let mut out = vec![Message::retained(
-            printers.ha.topics.bridge(BRIDGE_VERSION),
-            printers.ha.version.clone(),
-        )];
+        printers.unchecked.clear();
         if !printers.ha.enabled {
-            return out;
+            return Vec::new();
         }
-        out.extend(self.stale);
+        let mut out = self.stale;
         let all_held = |node: &str| {
             self.matched
                 .get(node)
@@ -112,8 +121,7 @@ impl ConfigCheck {
                 self.matched.get(BRIDGE_NODE),
             ));
         }
-        let slugs: Vec<String> = printers.states.keys().cloned().collect();
-        for slug in slugs {
+        for slug in self.slugs {
             let node = Discovery::node(&slug);
             let Some(view) = printers.view(&slug) else {
                 continue;
@@ -126,6 +134,14 @@ impl ConfigCheck {
         }
         out
     }
+}
+
+/// The bridge's version, retained: published at every start.
+pub fn version(printers: &Printers) -> Message {
+    Message::retained(
+        printers.ha.topics.bridge(BRIDGE_VERSION),
+        printers.ha.version.clone(),
+    )
 }
 
 /// A device's configs as the table renders them (`None`: the bridge's).
