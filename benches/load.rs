@@ -168,25 +168,33 @@ fn mosquitto(dir: &Path) -> (Killed, u16) {
     (Killed(child), port)
 }
 
-fn bridge(bin: &Path, broker: u16, data: &Path) -> (Killed, u16) {
+/// The bridge, its HTTP port and its log (INFO of the pipeline, else WARN).
+fn bridge(bin: &Path, broker: u16, data: &Path) -> (Killed, u16, PathBuf) {
     let http = free_port();
+    let log = data.join(format!("bridge-{http}.log"));
     let child = Command::new(bin)
         .env("PRINT2MQTT_HTTP__LISTEN", format!("127.0.0.1:{http}"))
         .env("PRINT2MQTT_MQTT__URL", format!("mqtt://127.0.0.1:{broker}"))
         .env("PRINT2MQTT_AUTH__SECRET", SECRET)
         .env("PRINT2MQTT_STORAGE__DATA_DIR", data)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,print2mqtt::pipeline=info")
         .current_dir(data)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("bridge log"))
         .spawn()
         .expect("bridge binary (cargo build --release)");
     wait_listening(http);
-    (Killed(child), http)
+    (Killed(child), http, log)
 }
 
 /// (CPU seconds used, resident KiB, peak resident KiB) of a process.
 fn usage(pid: u32) -> (f64, u64, u64) {
+    let (user, system, rss, peak) = usage_split(pid);
+    (user + system, rss, peak)
+}
+
+/// (user CPU s, system CPU s, resident KiB, peak resident KiB).
+fn usage_split(pid: u32) -> (f64, f64, u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
@@ -194,14 +202,13 @@ fn usage(pid: u32) -> (f64, u64, u64) {
         .unwrap_or("")
         .split_whitespace()
         .collect();
-    let ticks: f64 = fields
-        .get(11)
-        .and_then(|u| u.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        + fields
-            .get(12)
-            .and_then(|s| s.parse::<f64>().ok())
-            .unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|t| t.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 100.0
+    };
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib = |key: &str| {
         status
@@ -211,7 +218,7 @@ fn usage(pid: u32) -> (f64, u64, u64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    (ticks / 100.0, kib("VmRSS:"), kib("VmHWM:"))
+    (ticks(11), ticks(12), kib("VmRSS:"), kib("VmHWM:"))
 }
 
 // ---------------------------------------------------------------- clients
@@ -405,7 +412,7 @@ fn row(name: &str, value: String) {
 async fn main_run(a: &Args) {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, port) = mosquitto(dir.path());
-    let (bridge_proc, http) = bridge(&a.bridge, port, dir.path());
+    let (bridge_proc, http, _) = bridge(&a.bridge, port, dir.path());
     let pid = bridge_proc.0.id();
     let all = counter(port, "#").await;
     let mut mirror = Mirror::new();
@@ -426,14 +433,16 @@ async fn main_run(a: &Args) {
 
     // Fixed rate, first: a moderate load on a settled bridge.
     let from = a.printers;
-    let (cpu2, _, _) = usage(pid);
+    let (user2, sys2, _, _) = usage_split(pid);
     let (n, hist) = fixed_rate(http, a.printers, from, a.rate, a.seconds).await;
     for k in from..from + n {
         expected += mirror.messages(k, a.printers).len() as u64;
     }
     wait_count(&all, base + expected, Duration::from_secs(120)).await;
-    let (cpu3, _, _) = usage(pid);
-    let cpu_ms_rate = (cpu3 - cpu2) * 1000.0 / n as f64;
+    let (user3, sys3, _, _) = usage_split(pid);
+    let user_ms_rate = (user3 - user2) * 1000.0 / n as f64;
+    let sys_ms_rate = (sys3 - sys2) * 1000.0 / n as f64;
+    let cpu_ms_rate = user_ms_rate + sys_ms_rate;
 
     // Saturation: as many webhooks as 64 connections get answered.
     let (cpu0, _, _) = usage(pid);
@@ -495,7 +504,7 @@ async fn main_run(a: &Args) {
     row("CPU per webhook, saturation", format!("{cpu_ms:.3} ms"));
     row(
         &format!("CPU per webhook, {} webhooks/s", a.rate),
-        format!("{cpu_ms_rate:.3} ms"),
+        format!("{cpu_ms_rate:.3} ms ({user_ms_rate:.3} user + {sys_ms_rate:.3} system)"),
     );
     row(
         "RSS idle / peak",
@@ -520,7 +529,7 @@ async fn scale_run(a: &Args) {
     let n = a.scale;
     let dir = tempfile::tempdir().unwrap();
     let (_broker, port) = mosquitto(dir.path());
-    let (bridge_proc, http) = bridge(&a.bridge, port, dir.path());
+    let (bridge_proc, http, _) = bridge(&a.bridge, port, dir.path());
     let configs = counter(port, "homeassistant/#").await;
     let base = configs.load(Ordering::Relaxed);
     let per_printer = {
@@ -567,8 +576,25 @@ async fn scale_run(a: &Args) {
     // Restart: time until the bridge listens again with state restored.
     drop(bridge_proc);
     let restart = Instant::now();
-    let (again, http2) = bridge(&a.bridge, port, dir.path());
+    let (again, http2, log) = bridge(&a.bridge, port, dir.path());
     let restored = restart.elapsed();
+    let checked = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.contains("Discovery configs compared"))
+        {
+            break (
+                restart.elapsed(),
+                line.rsplit("publishing=").next().unwrap_or("?").to_owned(),
+            );
+        }
+        assert!(
+            restart.elapsed() < Duration::from_secs(120),
+            "no start-up check in {log:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     let printers: serde_json::Value = {
         let mut send = connect(http2).await;
         let req = http::Request::get("/api/printers")
@@ -604,6 +630,14 @@ async fn scale_run(a: &Args) {
             "{:.2} s ({} printers restored)",
             restored.as_secs_f64(),
             printers.as_array().map_or(0, Vec::len)
+        ),
+    );
+    row(
+        "restart until the discovery check is done (background)",
+        format!(
+            "{:.2} s ({} configs republished)",
+            checked.0.as_secs_f64(),
+            checked.1.trim()
         ),
     );
     row(

@@ -644,6 +644,10 @@ impl Writer {
                 }
                 Job::Configs(check) => {
                     let messages = check.finish(&mut table);
+                    tracing::info!(
+                        publishing = messages.len(),
+                        "Discovery configs compared with the broker's"
+                    );
                     if !messages.is_empty() {
                         b.messages.push((messages, false));
                     }
