@@ -85,13 +85,13 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     let (outbox, pending) =
         tokio::task::spawn_blocking(move || Outbox::open(&storage.data_dir, storage.max_events))
             .await??;
-    if !pending.is_empty() {
+    if pending.records > 0 {
         info!(
-            records = pending.len(),
+            records = pending.records,
             "Outbox holds webhooks from the last run; delivering them first"
         );
     }
-    let next_seq = pending.last().map_or(0, |r| r.seq + 1);
+    let next_seq = pending.last.map_or(0, |seq| seq + 1);
 
     let configured = BrokerUrl::parse(&config.mqtt.url).map_err(anyhow::Error::msg)?;
     // As a Home Assistant add-on, an empty mqtt.url means the Supervisor's broker.
@@ -136,7 +136,21 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         }
     }
     // Undelivered records are what the broker will hold once delivered.
-    printers.restore(&topics, retained_of(&pending));
+    {
+        let outbox = outbox.clone();
+        let mut table = printers;
+        let topics = topics.clone();
+        printers = tokio::task::spawn_blocking(move || {
+            outbox.for_each_pending(|record| {
+                for (topic, payload) in retained_of(record) {
+                    table.restore_one(&topics, topic, payload);
+                }
+            })?;
+            table.restored();
+            anyhow::Ok(table)
+        })
+        .await??;
+    }
     // A printer with an app_token is a device before its first webhook.
     for (id, _) in config
         .printers

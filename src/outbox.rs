@@ -81,10 +81,22 @@ struct StoredMessage {
     retain: bool,
 }
 
+/// What an opened outbox still holds from the last run (the records stay on
+/// disk: see [`Outbox::for_each_pending`] and [`Outbox::read_from`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// Records waiting for the broker.
+    pub records: u64,
+    /// The oldest and newest sequence numbers among them.
+    pub first: Option<u64>,
+    pub last: Option<u64>,
+}
+
 impl Outbox {
-    /// Opens (or creates) the outbox in `dir` and returns it with every
-    /// record still waiting for the broker, oldest first.
-    pub fn open(dir: &Path, max_events: u64) -> Result<(Outbox, Vec<Record>), OutboxError> {
+    /// Opens (or creates) the outbox in `dir` and tells what it still holds
+    /// for the broker. Records are read one at a time, never all at once:
+    /// a backlog can be `storage.max_events` webhooks.
+    pub fn open(dir: &Path, max_events: u64) -> Result<(Outbox, Pending), OutboxError> {
         std::fs::create_dir_all(dir).map_err(|e| OutboxError::Dir(dir.to_owned(), e))?;
         let path = dir.join(FILE);
         let db = Database::builder()
@@ -95,14 +107,20 @@ impl Outbox {
         txn.open_table(RECORDS).map_err(store_err)?;
         txn.commit().map_err(store_err)?;
 
-        let mut pending = Vec::new();
+        let mut pending = Pending::default();
+        let mut depth = 0;
         let mut corrupt = Vec::new();
         let read = db.begin_read().map_err(store_err)?;
         let table = read.open_table(RECORDS).map_err(store_err)?;
         for entry in table.iter().map_err(store_err)? {
             let (key, value) = entry.map_err(store_err)?;
             match decode(key.value(), value.value()) {
-                Some(record) => pending.push(record),
+                Some(record) => {
+                    pending.records += 1;
+                    pending.first.get_or_insert(record.seq);
+                    pending.last = Some(record.seq);
+                    depth += u64::from(record.webhook);
+                }
                 None => corrupt.push(key.value()),
             }
         }
@@ -110,7 +128,7 @@ impl Outbox {
         drop(read);
         let outbox = Outbox {
             db: Arc::new(db),
-            depth: Arc::new(AtomicU64::new(webhooks(&pending))),
+            depth: Arc::new(AtomicU64::new(depth)),
             max_events,
         };
         if !corrupt.is_empty() {
@@ -118,6 +136,20 @@ impl Outbox {
             outbox.remove(&corrupt, Durability::Immediate)?;
         }
         Ok((outbox, pending))
+    }
+
+    /// Hands every record waiting for the broker to `each`, oldest first,
+    /// one at a time.
+    pub fn for_each_pending(&self, mut each: impl FnMut(&Record)) -> Result<(), OutboxError> {
+        let read = self.db.begin_read().map_err(store_err)?;
+        let table = read.open_table(RECORDS).map_err(store_err)?;
+        for entry in table.iter().map_err(store_err)? {
+            let (key, value) = entry.map_err(store_err)?;
+            if let Some(record) = decode(key.value(), value.value()) {
+                each(&record);
+            }
+        }
+        Ok(())
     }
 
     /// Commits `records` durably (one fsync for all of them).
@@ -136,9 +168,8 @@ impl Outbox {
         Ok(())
     }
 
-    /// Deletes delivered records. `Durability::None` is enough on the hot
-    /// path: a delete lost in a crash only means a duplicate delivery, and
-    /// the next durable commit persists it anyway.
+    /// Deletes delivered records. The publisher batches them and commits
+    /// durably; a delete lost in a crash would only mean a duplicate delivery.
     pub fn remove(&self, seqs: &[u64], durability: Durability) -> Result<(), OutboxError> {
         let mut txn = self.db.begin_write().map_err(store_err)?;
         txn.set_durability(durability).map_err(store_err)?;
@@ -257,7 +288,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let (outbox, pending) = Outbox::open(dir.path(), 10).unwrap();
-            assert!(pending.is_empty());
+            assert_eq!(pending, Pending::default());
             outbox.append(&[record(1, "a"), record(2, "b")]).unwrap();
             let mut bridge_own = record(9, "homeassistant");
             bridge_own.webhook = false;
@@ -269,7 +300,16 @@ mod tests {
             outbox.remove(&[2], Durability::Immediate).unwrap();
         }
         let (outbox, pending) = Outbox::open(dir.path(), 10).unwrap();
-        assert_eq!(pending, vec![record(1, "a"), record(3, "c")]);
+        let want = Pending {
+            records: 2,
+            first: Some(1),
+            last: Some(3),
+        };
+        assert_eq!(pending, want);
+        let mut held = Vec::new();
+        outbox.for_each_pending(|r| held.push(r.clone())).unwrap();
+        assert_eq!(held, vec![record(1, "a"), record(3, "c")]);
+        assert_eq!(outbox.read_from(2, 1).unwrap(), vec![record(3, "c")]);
         assert_eq!(outbox.depth(), 2);
     }
 

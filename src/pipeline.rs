@@ -358,12 +358,12 @@ impl Printers {
     }
 }
 
-/// The retained messages of outbox records, as restore input: what the
-/// broker will hold once they are delivered.
-pub fn retained_of(records: &[Record]) -> impl Iterator<Item = (&str, &Bytes)> {
-    records
+/// The retained messages of an outbox record, as restore input: what the
+/// broker will hold once it is delivered.
+pub fn retained_of(record: &Record) -> impl Iterator<Item = (&str, &Bytes)> {
+    record
+        .messages
         .iter()
-        .flat_map(|r| r.messages.iter())
         .filter(|m| m.retain)
         .map(|m| (m.topic.as_str(), &m.payload))
 }

@@ -26,7 +26,7 @@ use tracing::{debug, error, info, warn};
 use super::delivery::Delivery;
 use super::topics::Topics;
 use crate::metrics::PublishLatency;
-use crate::outbox::{Outbox, Record};
+use crate::outbox::{Outbox, Pending, Record};
 
 /// Publish requests in flight at once (our window; rumqttc's own inflight
 /// limit paces the wire below it).
@@ -41,8 +41,8 @@ const MEMORY_MESSAGES: usize = 4096;
 /// Delivered records deleted per store transaction at most.
 const DELETE_BATCH: usize = 512;
 /// Delivered records wait this long for more to share their delete
-/// transaction (unless a full batch is ready): one store commit per
-/// webhook would cost as much as the webhook's own commit.
+/// transaction (unless a full batch is ready): one store commit (and
+/// fsync) per webhook would cost as much as the webhook's own commit.
 const DELETE_DELAY: Duration = Duration::from_millis(250);
 /// Time to publish `offline` and disconnect once the grace period is over.
 const GOODBYE: Duration = Duration::from_secs(2);
@@ -122,8 +122,9 @@ pub struct Setup {
     pub options: MqttOptions,
     pub topics: Topics,
     pub outbox: Outbox,
-    /// Records left from an earlier run, oldest first.
-    pub pending: Vec<Record>,
+    /// Records left from an earlier run: read back from the outbox in
+    /// slices, oldest first.
+    pub pending: Pending,
     /// Home Assistant's status topic, subscribed on every connect.
     pub status_topic: Option<String>,
 }
@@ -156,7 +157,9 @@ impl Publisher {
             deleting: None,
             saying_goodbye: false,
         };
-        task.take(setup.pending);
+        if let (Some(from), Some(newest)) = (setup.pending.first, setup.pending.last) {
+            task.spill = Some(Spill { from, newest });
+        }
         let handle = tokio::spawn(task.run(eventloop, rx, give_up.clone()));
         let publisher = Publisher {
             records: tx,
@@ -534,9 +537,10 @@ impl Task {
             .store(oldest, Ordering::Relaxed);
     }
 
-    /// Deletes delivered records in the background, one batch at a time.
-    /// `last` (at shutdown, with no delete running) commits durably even
-    /// when nothing is left, persisting the earlier non-durable deletes.
+    /// Deletes delivered records in the background, one batch at a time,
+    /// each batch durably: a crash then delivers again at most the last
+    /// [`DELETE_DELAY`] of records, not everything since the last webhook.
+    /// `last` (at shutdown, with no delete running) takes what is left.
     fn flush_deletes(&mut self, last: bool) {
         let busy = self.deleting.as_ref().is_some_and(|d| !d.is_finished());
         let due = self.to_delete.len() >= DELETE_BATCH
@@ -553,14 +557,12 @@ impl Task {
         };
         let seqs: Vec<u64> = self.to_delete.drain(..take).collect();
         self.delete_since = (!self.to_delete.is_empty()).then(tokio::time::Instant::now);
+        if seqs.is_empty() {
+            return;
+        }
         let outbox = self.outbox.clone();
-        let durability = if last {
-            Durability::Immediate
-        } else {
-            Durability::None
-        };
         self.deleting = Some(tokio::task::spawn_blocking(move || {
-            if let Err(e) = outbox.remove(&seqs, durability) {
+            if let Err(e) = outbox.remove(&seqs, Durability::Immediate) {
                 error!(error = %e, "Could not delete delivered records; they will be delivered again after a restart");
             }
         }));
