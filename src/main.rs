@@ -11,23 +11,6 @@ use print2mqtt::octoeverywhere::{api::Call, cli as oe};
 use print2mqtt::{app, healthcheck, simulate};
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc: fewer instructions per allocation than glibc's malloc, and it
-/// hands freed memory back to the system (glibc's per-thread arenas kept a
-/// restart's half a million retained messages resident).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// `mi_option_arena_eager_commit` in mimalloc's `mi_option_e` (v2 and v3).
-const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-
-/// Commits arena memory as it is used instead of up front: 10 MB idle
-/// instead of 20 MB (what `MIMALLOC_ARENA_EAGER_COMMIT=0` does).
-fn lazy_allocator_commit() {
-    // SAFETY: setting a mimalloc option takes no pointers and is allowed
-    // at any time; it affects arenas reserved from now on.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
-}
-
 /// Turns 3D-printer notification webhooks into MQTT topics and Home Assistant devices.
 #[derive(Debug, Parser)]
 #[command(name = "print2mqtt", version, about)]
@@ -78,7 +61,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    lazy_allocator_commit();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

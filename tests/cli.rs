@@ -11,7 +11,10 @@ const SECRET: &str = "tops3cret-value";
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_print2mqtt"));
     // An empty working directory: no config/print2mqtt.toml is picked up.
-    let dir = std::env::temp_dir().join(format!("p2m-cli-{}", ulid::Ulid::generate()));
+    // Under target/tmp (not /tmp): `cargo clean` takes them away.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli")
+        .join(ulid::Ulid::generate().to_string());
     std::fs::create_dir_all(&dir).unwrap();
     c.current_dir(dir)
         .env_remove("PRINT2MQTT_CONFIG")
