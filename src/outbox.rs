@@ -66,18 +66,36 @@ impl std::fmt::Debug for Outbox {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+/// A record as stored (postcard); read back owned.
+#[derive(Deserialize)]
 struct StoredRecord {
     webhook: bool,
     accepted_at_ms: u64,
     messages: Vec<StoredMessage>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct StoredMessage {
     topic: String,
     #[serde(with = "serde_bytes")]
     payload: Vec<u8>,
+    retain: bool,
+}
+
+/// The same layout, written from borrowed parts: no copy of any topic or
+/// payload on the way to disk.
+#[derive(Serialize)]
+struct StoredRecordRef<'a> {
+    webhook: bool,
+    accepted_at_ms: u64,
+    messages: Vec<StoredMessageRef<'a>>,
+}
+
+#[derive(Serialize)]
+struct StoredMessageRef<'a> {
+    topic: &'a str,
+    #[serde(with = "serde_bytes")]
+    payload: &'a [u8],
     retain: bool,
 }
 
@@ -228,15 +246,15 @@ fn webhooks(records: &[Record]) -> u64 {
 }
 
 fn encode(r: &Record) -> Vec<u8> {
-    let stored = StoredRecord {
+    let stored = StoredRecordRef {
         webhook: r.webhook,
         accepted_at_ms: r.accepted_at_ms,
         messages: r
             .messages
             .iter()
-            .map(|m| StoredMessage {
-                topic: m.topic.clone(),
-                payload: m.payload.to_vec(),
+            .map(|m| StoredMessageRef {
+                topic: &m.topic,
+                payload: &m.payload,
                 retain: m.retain,
             })
             .collect(),
