@@ -170,20 +170,16 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         .then(reader)
         .transpose()?
         .map(|options| (options, filters));
-    let table = Arc::new(RwLock::new(printers));
+    let check = ConfigCheck::new(&printers);
     let mut background = None;
-    if table_len(&table) <= INLINE_CHECK_PRINTERS {
-        let check = read_configs(check_reader, &topics, &table).await;
-        let mut printers = table.write().unwrap_or_else(|e| e.into_inner());
+    if printers.states.len() <= INLINE_CHECK_PRINTERS {
+        let table = RwLock::new(printers);
+        let check = read_configs(check, check_reader, &topics, &table).await;
+        printers = table.into_inner().unwrap_or_else(|e| e.into_inner());
         startup.extend(check.finish(&mut printers));
     } else {
-        background = Some(check_reader);
-    }
-    let mut printers = Arc::into_inner(table)
-        .map(|t| t.into_inner().unwrap_or_else(|e| e.into_inner()))
-        .expect("no other holder of the table yet");
-    if background.is_some() {
-        ConfigCheck::new(&printers).defer_discovery(&mut printers);
+        check.defer_discovery(&mut printers);
+        background = Some((check, check_reader));
     }
 
     let options = mqtt::options(&config, &url, &config.mqtt.client_id, Role::Bridge)?;
@@ -226,8 +222,9 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     info!(%http_addr, broker = %format!("{}:{}", url.host, url.port), "Listening for webhooks");
 
     let shutdown = CancellationToken::new();
-    let checking = background.map(|reader| {
+    let checking = background.map(|(check, reader)| {
         tokio::spawn(check_configs(
+            check,
             reader,
             topics_for_check,
             pipeline.clone(),
@@ -281,12 +278,12 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
 /// they arrive. Without `reader` (no broker at start) nothing is held, so
 /// everything is published.
 async fn read_configs(
+    mut check: ConfigCheck,
     reader: Option<(rumqttc::MqttOptions, Vec<String>)>,
     topics: &Topics,
     table: &RwLock<Printers>,
 ) -> ConfigCheck {
     let read_table = || table.read().unwrap_or_else(|e| e.into_inner());
-    let mut check = ConfigCheck::new(&read_table());
     let Some((options, filters)) = reader else {
         return check;
     };
@@ -300,7 +297,7 @@ async fn read_configs(
     .await;
     if let Err(e) = read {
         warn!(error = %e, "Could not read discovery configs back; publishing them all");
-        check = ConfigCheck::new(&read_table());
+        return check.forget_matches();
     }
     check
 }
@@ -308,20 +305,17 @@ async fn read_configs(
 /// The background start-up check: hands its result to the pipeline, which
 /// publishes what is missing, changed or stale.
 async fn check_configs(
+    check: ConfigCheck,
     reader: Option<(rumqttc::MqttOptions, Vec<String>)>,
     topics: Topics,
     pipeline: Pipeline,
     shutdown: CancellationToken,
 ) {
     let check = tokio::select! {
-        check = read_configs(reader, &topics, pipeline.printers()) => check,
+        check = read_configs(check, reader, &topics, pipeline.printers()) => check,
         () = shutdown.cancelled() => return,
     };
     let _ = pipeline.configs_checked(check).await;
-}
-
-fn table_len(table: &RwLock<Printers>) -> usize {
-    table.read().unwrap_or_else(|e| e.into_inner()).states.len()
 }
 
 /// Runs until SIGTERM or Ctrl-C, then shuts down in order.

@@ -132,7 +132,7 @@ impl Printers {
                 .entry(slug.to_owned())
                 .or_default()
                 .restore(leaf, payload);
-        } else if topic == topics.bridge(BRIDGE_WEBHOOKS) {
+        } else if topics.bridge_leaf(topic) == Some(BRIDGE_WEBHOOKS) {
             let count = std::str::from_utf8(payload)
                 .ok()
                 .and_then(|s| s.parse().ok());

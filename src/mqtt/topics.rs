@@ -52,6 +52,11 @@ impl Topics {
         format!("{}/bridge/{leaf}", self.base)
     }
 
+    /// The leaf of a `<base>/bridge/<leaf>` topic (no allocation).
+    pub fn bridge_leaf<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        topic.strip_prefix(&self.base)?.strip_prefix("/bridge/")
+    }
+
     /// `<base>/<slug>/<leaf>`.
     pub fn printer(&self, slug: &str, leaf: &str) -> String {
         format!("{}/{slug}/{leaf}", self.base)

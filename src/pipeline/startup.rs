@@ -59,6 +59,16 @@ impl ConfigCheck {
         printers.unchecked = self.slugs.iter().cloned().collect();
     }
 
+    /// The same check with nothing compared yet: after a failed read, every
+    /// config is published.
+    pub fn forget_matches(self) -> ConfigCheck {
+        ConfigCheck {
+            nodes: self.nodes,
+            slugs: self.slugs,
+            ..ConfigCheck::default()
+        }
+    }
+
     /// Compares one retained config from the broker.
     pub fn offer(&mut self, printers: &Printers, topic: &str, payload: &Bytes) {
         let Some((_, node, _)) = printers.ha.discovery.parse(topic) else {
