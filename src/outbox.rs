@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tracing::error;
 
@@ -151,7 +151,7 @@ impl Outbox {
         };
         if !corrupt.is_empty() {
             error!(records = corrupt.len(), "Unreadable outbox records dropped");
-            outbox.remove(&corrupt, Durability::Immediate)?;
+            outbox.remove(&corrupt)?;
         }
         Ok((outbox, pending))
     }
@@ -186,11 +186,9 @@ impl Outbox {
         Ok(())
     }
 
-    /// Deletes delivered records. The publisher batches them and commits
-    /// durably; a delete lost in a crash would only mean a duplicate delivery.
-    pub fn remove(&self, seqs: &[u64], durability: Durability) -> Result<(), OutboxError> {
-        let mut txn = self.db.begin_write().map_err(store_err)?;
-        txn.set_durability(durability).map_err(store_err)?;
+    /// Deletes delivered records, durably (the publisher batches them).
+    pub fn remove(&self, seqs: &[u64]) -> Result<(), OutboxError> {
+        let txn = self.db.begin_write().map_err(store_err)?;
         {
             let mut table = txn.open_table(RECORDS).map_err(store_err)?;
             for seq in seqs {
@@ -312,10 +310,10 @@ mod tests {
             bridge_own.webhook = false;
             outbox.append(&[bridge_own]).unwrap();
             assert_eq!(outbox.depth(), 2, "only webhooks count against the bound");
-            outbox.remove(&[9], Durability::Immediate).unwrap();
+            outbox.remove(&[9]).unwrap();
             outbox.append(&[record(3, "c")]).unwrap();
             assert_eq!(outbox.depth(), 3);
-            outbox.remove(&[2], Durability::Immediate).unwrap();
+            outbox.remove(&[2]).unwrap();
         }
         let (outbox, pending) = Outbox::open(dir.path(), 10).unwrap();
         let want = Pending {

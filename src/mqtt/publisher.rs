@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redb::Durability;
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
 };
@@ -562,7 +561,7 @@ impl Task {
         }
         let outbox = self.outbox.clone();
         self.deleting = Some(tokio::task::spawn_blocking(move || {
-            if let Err(e) = outbox.remove(&seqs, Durability::Immediate) {
+            if let Err(e) = outbox.remove(&seqs) {
                 error!(error = %e, "Could not delete delivered records; they will be delivered again after a restart");
             }
         }));
