@@ -83,7 +83,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     let topics = Topics::new(&config.mqtt.base_topic);
     let storage = config.storage.clone();
     let (outbox, pending) =
-        tokio::task::spawn_blocking(move || Outbox::open(&storage.data_dir, storage.max_events))
+        tokio::task::spawn_blocking(move || Outbox::open(&storage.data_dir, storage.limits()))
             .await??;
     if pending.records > 0 {
         info!(
@@ -99,6 +99,8 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         Some(url) => Some(url),
         None => supervisor::broker(&config).await,
     };
+    let embedded_broker = configured.is_none();
+    let max_packet = mqtt::max_packet(&config, embedded_broker);
     let url = match configured {
         Some(url) => url,
         None => {
@@ -193,6 +195,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         outbox: outbox.clone(),
         pending,
         status_topic,
+        max_packet,
     });
     let health = publisher.health();
     let topics_for_check = topics.clone();
@@ -204,6 +207,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         publisher,
         births,
         startup,
+        max_packet,
     });
 
     let listener = http::bind(&config.http)
@@ -244,6 +248,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         registrations: registrations.clone(),
         monitor: Monitor::new(shutdown.clone()),
     });
+    let upkeep = tokio::spawn(maintain(shared.outbox.clone(), shutdown.clone()));
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         let ingress = ingress.map(|l| {
@@ -262,6 +267,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
             let _ = registrar.await;
         }
         running.finish(SHUTDOWN_GRACE).await;
+        let _ = upkeep.await;
         info!("Stopped");
     });
     Ok(Bridge {
@@ -346,5 +352,21 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// How often the outbox is looked after (reopened after a fault, compacted
+/// once empty).
+const UPKEEP: Duration = Duration::from_secs(1);
+
+/// Looks after the outbox in the background until `stop`.
+async fn maintain(outbox: Outbox, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(UPKEEP) => {}
+            () = stop.cancelled() => return,
+        }
+        let outbox = outbox.clone();
+        let _ = tokio::task::spawn_blocking(move || outbox.maintain()).await;
     }
 }

@@ -97,6 +97,10 @@ pub struct Mqtt {
     /// PEM private key of `client_cert`.
     #[serde(deserialize_with = "text")]
     pub client_key: String,
+    /// The largest MQTT packet the broker takes (Mosquitto's and EMQX's
+    /// `max_packet_size`); 0: the protocol's limit (the embedded broker's
+    /// own limit when it is used).
+    pub max_packet_bytes: u64,
 }
 
 /// `[storage]`: where the durable outbox lives.
@@ -104,7 +108,20 @@ pub struct Mqtt {
 #[serde(deny_unknown_fields, default)]
 pub struct Storage {
     pub data_dir: PathBuf,
+    /// Undelivered webhooks the outbox holds at most.
     pub max_events: u64,
+    /// Topic and payload bytes of undelivered webhooks the outbox holds at most.
+    pub max_bytes: u64,
+}
+
+impl Storage {
+    /// The outbox's bounds.
+    pub fn limits(&self) -> crate::outbox::Limits {
+        crate::outbox::Limits {
+            max_events: self.max_events,
+            max_bytes: self.max_bytes,
+        }
+    }
 }
 
 /// `[broker]`: the embedded broker, used only while `mqtt.url` is empty.
@@ -204,6 +221,7 @@ impl Default for Mqtt {
             ca_file: String::new(),
             client_cert: String::new(),
             client_key: String::new(),
+            max_packet_bytes: 0,
         }
     }
 }
@@ -213,6 +231,7 @@ impl Default for Storage {
         Storage {
             data_dir: PathBuf::from("./data"),
             max_events: 100_000,
+            max_bytes: 512 << 20,
         }
     }
 }
@@ -484,6 +503,18 @@ impl Config {
         }
         if self.storage.max_events == 0 {
             bad("storage.max_events".into(), "must be at least 1".into());
+        }
+        if self.storage.max_bytes < 1 << 20 {
+            bad(
+                "storage.max_bytes".into(),
+                "must be at least 1048576 (1 MiB)".into(),
+            );
+        }
+        if self.mqtt.max_packet_bytes != 0 && self.mqtt.max_packet_bytes < 4096 {
+            bad(
+                "mqtt.max_packet_bytes".into(),
+                "must be 0 (the protocol's limit) or at least 4096".into(),
+            );
         }
         if self.octoeverywhere.renew_days == 0 || self.octoeverywhere.renew_days > 179 {
             bad(

@@ -52,7 +52,12 @@ pub struct Gauges {
     pub broker_connected: bool,
     pub reconnects: u64,
     pub outbox_depth: u64,
+    pub outbox_bytes: u64,
     pub outbox_max_events: u64,
+    pub storage_fault: bool,
+    pub parked: u64,
+    pub snapshots_dropped: u64,
+    pub anomalies: u64,
     pub outbox_oldest_age_secs: f64,
     pub printers: u64,
     pub uptime_secs: f64,
@@ -119,6 +124,32 @@ impl Metrics {
             "outbox_max_events",
             "The outbox bound (storage.max_events); beyond it webhooks get 503",
             ConstGauge::new(to_i64(gauges.outbox_max_events)),
+        );
+        r.register_with_unit(
+            "outbox",
+            "Topic and payload bytes of accepted webhooks not yet delivered",
+            Unit::Bytes,
+            ConstGauge::new(to_i64(gauges.outbox_bytes)),
+        );
+        r.register(
+            "storage_fault",
+            "1 while the outbox store fails (webhooks get 503 until it recovers)",
+            ConstGauge::new(i64::from(gauges.storage_fault)),
+        );
+        r.register(
+            "outbox_parked",
+            "Messages the broker would not take, set aside (GET /api/bridge/parked)",
+            ConstGauge::new(to_i64(gauges.parked)),
+        );
+        r.register(
+            "snapshots_dropped",
+            "Snapshots left out of accepted webhooks: larger than mqtt.max_packet_bytes",
+            ConstCounter::new(gauges.snapshots_dropped),
+        );
+        r.register(
+            "delivery_anomalies",
+            "Broker connections dropped because a packet id could not be mapped with certainty",
+            ConstCounter::new(gauges.anomalies),
         );
         r.register_with_unit(
             "outbox_oldest_age",

@@ -1,37 +1,72 @@
 //! The durable outbox: the messages of every accepted webhook, in order, in
-//! an embedded ACID store (redb) until the broker has acknowledged them all.
+//! an embedded ACID store (redb) until the broker has acknowledged them all,
+//! and the messages the broker would not take, set aside until a retry.
 //! A webhook is answered 200 only once its record is committed here.
+//!
+//! Storage faults do not latch: after an I/O error (a full disk) the store
+//! is closed and reopened on the next use, so the bridge recovers by itself
+//! once space is back. A damaged file found at start is moved aside and a
+//! fresh store started.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
-use tracing::error;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use tracing::{error, info, warn};
 
+use crate::mqtt::delivery::record_bytes;
 use crate::mqtt::messages::Message;
+
+mod codec;
+#[cfg(test)]
+mod tests;
 
 /// Record sequence number → encoded record.
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
+/// Parked message id → encoded [`Parked`].
+const PARKED: TableDefinition<u64, &[u8]> = TableDefinition::new("parked");
 /// The store's file name inside `storage.data_dir`.
 pub const FILE: &str = "outbox.redb";
 /// The store's page cache. The outbox is a queue (append, deliver, delete):
 /// its working set is the few pages at its ends, and redb's 1 GiB default
 /// would grow the process by the size of every backlog it ever held.
 const CACHE_BYTES: usize = 4 << 20;
+/// An empty outbox whose file is larger than this is compacted.
+const COMPACT_ABOVE: u64 = 4 << 20;
 
 /// One accepted webhook's messages (or the bridge's own: discovery,
 /// removals), published in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     pub seq: u64,
-    /// True for a webhook's record; only those count against `max_events`.
+    /// True for a webhook's record; only those count against the bounds.
     pub webhook: bool,
     /// Milliseconds since the Unix epoch when the webhook was accepted.
     pub accepted_at_ms: u64,
     pub messages: Vec<Message>,
+}
+
+/// A message the broker would not take, kept for a retry on request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parked {
+    /// The record it came from.
+    pub seq: u64,
+    pub accepted_at_ms: u64,
+    pub parked_at_ms: u64,
+    /// Why (`too_large`, `refused_by_broker`).
+    pub reason: String,
+    pub message: Message,
+}
+
+/// The bounds of `[storage]`, counted over undelivered webhooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `storage.max_events`.
+    pub max_events: u64,
+    /// `storage.max_bytes`: topic and payload bytes.
+    pub max_bytes: u64,
 }
 
 /// Storage failures; each is answered 503 and logged at ERROR.
@@ -39,64 +74,60 @@ pub struct Record {
 pub enum OutboxError {
     #[error("cannot create the data directory {0}: {1}")]
     Dir(PathBuf, std::io::Error),
-    #[error("cannot open the outbox {0}: {1} (is another print2mqtt using this storage.data_dir?)")]
-    Open(PathBuf, redb::DatabaseError),
+    #[error("cannot open the outbox {0}: another print2mqtt is using this storage.data_dir")]
+    InUse(PathBuf),
+    #[error("cannot open the outbox {0}: {1}")]
+    Open(PathBuf, redb::Error),
     #[error("outbox storage error: {0}")]
-    Store(String),
+    Store(redb::Error),
 }
 
-fn store_err(e: impl std::fmt::Display) -> OutboxError {
-    OutboxError::Store(e.to_string())
+macro_rules! store_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for OutboxError {
+            fn from(e: $t) -> OutboxError {
+                OutboxError::Store(e.into())
+            }
+        }
+    )*};
 }
+store_errors!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::CompactionError
+);
 
-/// The store. Cheap to clone; blocking calls belong on a blocking thread.
-#[derive(Clone)]
-pub struct Outbox {
-    db: Arc<Database>,
-    depth: Arc<AtomicU64>,
-    max_events: u64,
-}
-
-impl std::fmt::Debug for Outbox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbox")
-            .field("depth", &self.depth())
-            .field("max_events", &self.max_events)
-            .finish()
+impl OutboxError {
+    /// True for failures of the disk underneath (full, unwritable), after
+    /// which redb must be closed and reopened.
+    fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            OutboxError::Store(
+                redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::Backend(_)
+            )
+        )
     }
-}
 
-/// A record as stored (postcard); read back owned.
-#[derive(Deserialize)]
-struct StoredRecord {
-    webhook: bool,
-    accepted_at_ms: u64,
-    messages: Vec<StoredMessage>,
-}
-
-#[derive(Deserialize)]
-struct StoredMessage {
-    topic: String,
-    #[serde(with = "serde_bytes")]
-    payload: Vec<u8>,
-    retain: bool,
-}
-
-/// The same layout, written from borrowed parts: no copy of any topic or
-/// payload on the way to disk.
-#[derive(Serialize)]
-struct StoredRecordRef<'a> {
-    webhook: bool,
-    accepted_at_ms: u64,
-    messages: Vec<StoredMessageRef<'a>>,
-}
-
-#[derive(Serialize)]
-struct StoredMessageRef<'a> {
-    topic: &'a str,
-    #[serde(with = "serde_bytes")]
-    payload: &'a [u8],
-    retain: bool,
+    /// True when the file itself is unreadable (not the disk under it
+    /// full, read-only or forbidden): then it is moved aside at start.
+    fn is_damage(&self) -> bool {
+        use std::io::ErrorKind::*;
+        let e = match self {
+            OutboxError::Open(_, e) | OutboxError::Store(e) => e,
+            OutboxError::Dir(..) | OutboxError::InUse(_) => return false,
+        };
+        match e {
+            redb::Error::Io(io) => !matches!(
+                io.kind(),
+                StorageFull | QuotaExceeded | PermissionDenied | ReadOnlyFilesystem | Interrupted
+            ),
+            redb::Error::PreviousIo | redb::Error::LockPoisoned(_) => false,
+            _ => true,
+        }
+    }
 }
 
 /// What an opened outbox still holds from the last run (the records stay on
@@ -110,230 +141,427 @@ pub struct Pending {
     pub last: Option<u64>,
 }
 
+/// The store. Cheap to clone; blocking calls belong on a blocking thread.
+#[derive(Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    /// `None` while closed after a fault, until reopened.
+    db: RwLock<Option<Arc<Database>>>,
+    /// Why the store is failing, while it is.
+    fault: Mutex<Option<String>>,
+    /// Undelivered webhooks, their bytes, and parked messages.
+    depth: AtomicU64,
+    bytes: AtomicU64,
+    parked: AtomicU64,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("depth", &self.depth())
+            .field("limits", &self.inner.limits)
+            .finish()
+    }
+}
+
+/// What a scan of the store found.
+#[derive(Default)]
+struct Scan {
+    pending: Pending,
+    depth: u64,
+    bytes: u64,
+    parked: u64,
+    corrupt: Vec<u64>,
+}
+
+fn create(path: &Path) -> Result<Database, OutboxError> {
+    Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OutboxError::InUse(path.to_owned()),
+            e => OutboxError::Open(path.to_owned(), e.into()),
+        })
+}
+
+fn scan(db: &Database) -> Result<Scan, OutboxError> {
+    let txn = db.begin_write()?;
+    txn.open_table(RECORDS)?;
+    txn.open_table(PARKED)?;
+    txn.commit()?;
+    let mut s = Scan::default();
+    let read = db.begin_read()?;
+    let table = read.open_table(RECORDS)?;
+    for entry in table.iter()? {
+        let (key, value) = entry?;
+        match codec::decode(key.value(), value.value()) {
+            Some(record) => {
+                s.pending.records += 1;
+                s.pending.first.get_or_insert(record.seq);
+                s.pending.last = Some(record.seq);
+                if record.webhook {
+                    s.depth += 1;
+                    s.bytes += record_bytes(&record) as u64;
+                }
+            }
+            None => s.corrupt.push(key.value()),
+        }
+    }
+    s.parked = read.open_table(PARKED)?.len()?;
+    Ok(s)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Moves a damaged store aside; returns where it went.
+fn quarantine(path: &Path, why: &OutboxError) -> Result<PathBuf, OutboxError> {
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let aside = path.with_extension(format!("redb.damaged-{}", now_ms() / 1000));
+    std::fs::rename(path, &aside).map_err(|e| OutboxError::Dir(aside.clone(), e))?;
+    error!(
+        error = %why,
+        damaged = %aside.display(),
+        bytes = size,
+        "The outbox was damaged: moved aside and started afresh. Webhooks accepted but not yet delivered before the damage are lost; the damaged file is kept for inspection"
+    );
+    Ok(aside)
+}
+
 impl Outbox {
     /// Opens (or creates) the outbox in `dir` and tells what it still holds
-    /// for the broker. Records are read one at a time, never all at once:
-    /// a backlog can be `storage.max_events` webhooks.
-    pub fn open(dir: &Path, max_events: u64) -> Result<(Outbox, Pending), OutboxError> {
+    /// for the broker. Records are read one at a time, never all at once.
+    /// A store that cannot be read is moved aside and a fresh one created.
+    pub fn open(dir: &Path, limits: Limits) -> Result<(Outbox, Pending), OutboxError> {
         std::fs::create_dir_all(dir).map_err(|e| OutboxError::Dir(dir.to_owned(), e))?;
         let path = dir.join(FILE);
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| OutboxError::Open(path.clone(), e))?;
-        let txn = db.begin_write().map_err(store_err)?;
-        txn.open_table(RECORDS).map_err(store_err)?;
-        txn.commit().map_err(store_err)?;
-
-        let mut pending = Pending::default();
-        let mut depth = 0;
-        let mut corrupt = Vec::new();
-        let read = db.begin_read().map_err(store_err)?;
-        let table = read.open_table(RECORDS).map_err(store_err)?;
-        for entry in table.iter().map_err(store_err)? {
-            let (key, value) = entry.map_err(store_err)?;
-            match decode(key.value(), value.value()) {
-                Some(record) => {
-                    pending.records += 1;
-                    pending.first.get_or_insert(record.seq);
-                    pending.last = Some(record.seq);
-                    depth += u64::from(record.webhook);
-                }
-                None => corrupt.push(key.value()),
+        let opened = create(&path).and_then(|db| scan(&db).map(|s| (db, s)));
+        let (db, scan) = match opened {
+            Ok(found) => found,
+            Err(e) if !e.is_damage() => return Err(e),
+            Err(e) => {
+                quarantine(&path, &e)?;
+                let db = create(&path)?;
+                let scan = scan(&db)?;
+                (db, scan)
             }
-        }
-        drop(table);
-        drop(read);
-        let outbox = Outbox {
-            db: Arc::new(db),
-            depth: Arc::new(AtomicU64::new(depth)),
-            max_events,
         };
-        if !corrupt.is_empty() {
-            error!(records = corrupt.len(), "Unreadable outbox records dropped");
-            outbox.remove(&corrupt)?;
+        let outbox = Outbox {
+            inner: Arc::new(Inner {
+                path,
+                db: RwLock::new(Some(Arc::new(db))),
+                fault: Mutex::new(None),
+                depth: AtomicU64::new(scan.depth),
+                bytes: AtomicU64::new(scan.bytes),
+                parked: AtomicU64::new(scan.parked),
+                limits,
+            }),
+        };
+        if !scan.corrupt.is_empty() {
+            error!(
+                records = scan.corrupt.len(),
+                "Unreadable outbox records dropped"
+            );
+            outbox.remove(&scan.corrupt, &[])?;
         }
-        Ok((outbox, pending))
+        Ok((outbox, scan.pending))
+    }
+
+    /// Runs `op` on the store, reopening it first if an earlier fault
+    /// closed it; a fault in `op` closes it for the next call to reopen.
+    fn with_db<T>(
+        &self,
+        op: impl FnOnce(&Database) -> Result<T, OutboxError>,
+    ) -> Result<T, OutboxError> {
+        let db = self.db()?;
+        let result = op(&db);
+        drop(db);
+        if let Err(e) = &result
+            && e.is_fault()
+        {
+            self.close(e);
+        }
+        result
+    }
+
+    fn db(&self) -> Result<Arc<Database>, OutboxError> {
+        let current = self
+            .inner
+            .db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match current {
+            Some(db) => Ok(db),
+            None => self.reopen(),
+        }
+    }
+
+    fn close(&self, why: &OutboxError) {
+        let mut fault = self.inner.fault.lock().unwrap_or_else(|e| e.into_inner());
+        if fault.is_none() {
+            error!(error = %why, "Outbox storage failed: webhooks are refused with 503 until it recovers");
+        }
+        *fault = Some(why.to_string());
+        *self.inner.db.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Opens the store again after a fault. Fails while a call that still
+    /// holds the old one runs, or while the disk still fails.
+    fn reopen(&self) -> Result<Arc<Database>, OutboxError> {
+        let mut slot = self.inner.db.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(db) = slot.as_ref() {
+            return Ok(db.clone());
+        }
+        let db = Arc::new(create(&self.inner.path)?);
+        // Counts may have moved while closed: take them from the store.
+        let s = scan(&db)?;
+        self.inner.depth.store(s.depth, Ordering::Relaxed);
+        self.inner.bytes.store(s.bytes, Ordering::Relaxed);
+        self.inner.parked.store(s.parked, Ordering::Relaxed);
+        *slot = Some(db.clone());
+        *self.inner.fault.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        info!("Outbox storage recovered");
+        Ok(db)
+    }
+
+    /// Why the store is failing, if it is.
+    pub fn fault(&self) -> Option<String> {
+        self.inner
+            .fault
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Background upkeep, on a blocking thread every second or so: reopens
+    /// the store after a fault (so `/readyz` recovers without a webhook)
+    /// and compacts it once a backlog is delivered.
+    pub fn maintain(&self) {
+        if self.fault().is_some() {
+            if let Err(e) = self.reopen() {
+                tracing::debug!(error = %e, "Outbox still failing");
+            }
+            return;
+        }
+        if let Err(e) = self.compact_if_empty() {
+            warn!(error = %e, "Outbox compaction failed; retried later");
+        }
     }
 
     /// Hands every record waiting for the broker to `each`, oldest first,
     /// one at a time.
     pub fn for_each_pending(&self, mut each: impl FnMut(&Record)) -> Result<(), OutboxError> {
-        let read = self.db.begin_read().map_err(store_err)?;
-        let table = read.open_table(RECORDS).map_err(store_err)?;
-        for entry in table.iter().map_err(store_err)? {
-            let (key, value) = entry.map_err(store_err)?;
-            if let Some(record) = decode(key.value(), value.value()) {
-                each(&record);
+        self.with_db(|db| {
+            let read = db.begin_read()?;
+            let table = read.open_table(RECORDS)?;
+            for entry in table.iter()? {
+                let (key, value) = entry?;
+                if let Some(record) = codec::decode(key.value(), value.value()) {
+                    each(&record);
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Commits `records` durably (one fsync for all of them).
     pub fn append(&self, records: &[Record]) -> Result<(), OutboxError> {
-        let txn = self.db.begin_write().map_err(store_err)?;
-        {
-            let mut table = txn.open_table(RECORDS).map_err(store_err)?;
-            for r in records {
-                table
-                    .insert(r.seq, encode(r).as_slice())
-                    .map_err(store_err)?;
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(RECORDS)?;
+                for r in records {
+                    table.insert(r.seq, codec::encode(r).as_slice())?;
+                }
             }
-        }
-        txn.commit().map_err(store_err)?;
-        self.depth.fetch_add(webhooks(records), Ordering::Relaxed);
+            txn.commit()?;
+            Ok(())
+        })?;
+        let webhooks = records.iter().filter(|r| r.webhook);
+        self.inner
+            .depth
+            .fetch_add(webhooks.clone().count() as u64, Ordering::Relaxed);
+        let bytes: usize = webhooks.map(record_bytes).sum();
+        self.inner.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Deletes delivered records, durably (the publisher batches them).
-    pub fn remove(&self, seqs: &[u64]) -> Result<(), OutboxError> {
-        let txn = self.db.begin_write().map_err(store_err)?;
-        {
-            let mut table = txn.open_table(RECORDS).map_err(store_err)?;
-            for seq in seqs {
-                table.remove(*seq).map_err(store_err)?;
+    /// Deletes delivered records and keeps the messages they set aside, in
+    /// one durable transaction (the publisher batches them).
+    pub fn remove(&self, seqs: &[u64], parked: &[Parked]) -> Result<(), OutboxError> {
+        self.with_db(|db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(RECORDS)?;
+                for seq in seqs {
+                    table.remove(*seq)?;
+                }
+                let mut aside = txn.open_table(PARKED)?;
+                let next = aside.last()?.map_or(0, |(k, _)| k.value() + 1);
+                for (id, p) in (next..).zip(parked) {
+                    aside.insert(id, codec::encode_parked(p).as_slice())?;
+                }
             }
-        }
-        txn.commit().map_err(store_err)
+            txn.commit()?;
+            Ok(())
+        })?;
+        self.inner
+            .parked
+            .fetch_add(parked.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Records from sequence number `from` on, oldest first, until they
-    /// hold `messages` messages or more (the publisher reads a backlog in
-    /// slices instead of holding it).
-    pub fn read_from(&self, from: u64, messages: usize) -> Result<Vec<Record>, OutboxError> {
-        let read = self.db.begin_read().map_err(store_err)?;
-        let table = read.open_table(RECORDS).map_err(store_err)?;
-        let mut records = Vec::new();
-        let mut held = 0;
-        for entry in table.range(from..).map_err(store_err)? {
-            if held >= messages {
-                break;
-            }
-            let (key, value) = entry.map_err(store_err)?;
-            match decode(key.value(), value.value()) {
-                Some(record) => {
-                    held += record.messages.len();
-                    records.push(record);
+    /// hold `messages` messages or `bytes` bytes or more (the publisher
+    /// reads a backlog in slices instead of holding it).
+    pub fn read_from(
+        &self,
+        from: u64,
+        messages: usize,
+        bytes: usize,
+    ) -> Result<Vec<Record>, OutboxError> {
+        self.with_db(|db| {
+            let read = db.begin_read()?;
+            let table = read.open_table(RECORDS)?;
+            let mut records = Vec::new();
+            let (mut held, mut held_bytes) = (0, 0);
+            for entry in table.range(from..)? {
+                if held >= messages || held_bytes >= bytes {
+                    break;
                 }
-                None => error!(seq = key.value(), "Unreadable outbox record skipped"),
+                let (key, value) = entry?;
+                match codec::decode(key.value(), value.value()) {
+                    Some(record) => {
+                        held += record.messages.len();
+                        held_bytes += record_bytes(&record);
+                        records.push(record);
+                    }
+                    None => error!(seq = key.value(), "Unreadable outbox record skipped"),
+                }
             }
+            Ok(records)
+        })
+    }
+
+    /// Up to `limit` parked messages, oldest first.
+    pub fn parked(&self, limit: usize) -> Result<Vec<Parked>, OutboxError> {
+        self.with_db(|db| {
+            let read = db.begin_read()?;
+            let table = read.open_table(PARKED)?;
+            let mut out = Vec::new();
+            for entry in table.iter()?.take(limit) {
+                let (_, value) = entry?;
+                out.extend(codec::decode_parked(value.value()));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Moves every parked message back into the outbox as one record with
+    /// sequence number `seq`, in one transaction; `None` if none was parked.
+    pub fn retry_parked(&self, seq: u64) -> Result<Option<Record>, OutboxError> {
+        let record = self.with_db(|db| {
+            let txn = db.begin_write()?;
+            let record = {
+                let mut aside = txn.open_table(PARKED)?;
+                let mut messages = Vec::new();
+                for entry in aside.iter()? {
+                    let (_, value) = entry?;
+                    messages.extend(codec::decode_parked(value.value()).map(|p| p.message));
+                }
+                aside.retain(|_, _| false)?;
+                if messages.is_empty() {
+                    return Ok(None);
+                }
+                let record = Record {
+                    seq,
+                    webhook: false,
+                    accepted_at_ms: now_ms(),
+                    messages,
+                };
+                txn.open_table(RECORDS)?
+                    .insert(seq, codec::encode(&record).as_slice())?;
+                record
+            };
+            txn.commit()?;
+            Ok(Some(record))
+        })?;
+        if record.is_some() {
+            self.inner.parked.store(0, Ordering::Relaxed);
         }
-        Ok(records)
+        Ok(record)
+    }
+
+    /// Gives the space of a delivered backlog back to the file system:
+    /// compacts the store when it holds no record and its file has grown
+    /// past [`COMPACT_ABOVE`]. Skipped while any other call uses it.
+    pub fn compact_if_empty(&self) -> Result<bool, OutboxError> {
+        let size = std::fs::metadata(&self.inner.path).map_or(0, |m| m.len());
+        if size <= COMPACT_ABOVE || self.depth() > 0 {
+            return Ok(false);
+        }
+        let mut slot = self.inner.db.write().unwrap_or_else(|e| e.into_inner());
+        let Some(db) = slot.as_mut().and_then(Arc::get_mut) else {
+            return Ok(false);
+        };
+        if !db.begin_read()?.open_table(RECORDS)?.is_empty()? {
+            return Ok(false);
+        }
+        let compacted = db.compact()?;
+        let after = std::fs::metadata(&self.inner.path).map_or(0, |m| m.len());
+        info!(before = size, after, "Outbox compacted");
+        Ok(compacted)
     }
 
     /// Webhooks accepted and not yet delivered.
     pub fn depth(&self) -> u64 {
-        self.depth.load(Ordering::Relaxed)
+        self.inner.depth.load(Ordering::Relaxed)
+    }
+
+    /// Topic and payload bytes of the webhooks not yet delivered.
+    pub fn depth_bytes(&self) -> u64 {
+        self.inner.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Messages set aside.
+    pub fn parked_count(&self) -> u64 {
+        self.inner.parked.load(Ordering::Relaxed)
     }
 
     /// Marks records delivered: their webhooks leave the depth count at
     /// once; the delete follows in the background.
-    pub fn delivered(&self, records: &[Record]) {
-        self.depth.fetch_sub(webhooks(records), Ordering::Relaxed);
+    pub fn delivered<'a>(&self, records: impl IntoIterator<Item = &'a Record>) {
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for r in records.into_iter().filter(|r| r.webhook) {
+            n += 1;
+            bytes += record_bytes(r) as u64;
+        }
+        self.inner.depth.fetch_sub(n, Ordering::Relaxed);
+        self.inner.bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
-    /// The configured bound, `storage.max_events`.
+    /// The configured bounds.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    /// True if one more webhook of `bytes` bytes fits the bounds.
+    pub fn room_for(&self, bytes: u64) -> bool {
+        let l = self.inner.limits;
+        self.depth() < l.max_events && self.depth_bytes().saturating_add(bytes) <= l.max_bytes
+    }
+
+    /// The configured bound on undelivered webhooks, `storage.max_events`.
     pub fn max_events(&self) -> u64 {
-        self.max_events
-    }
-}
-
-fn webhooks(records: &[Record]) -> u64 {
-    records.iter().filter(|r| r.webhook).count() as u64
-}
-
-fn encode(r: &Record) -> Vec<u8> {
-    let stored = StoredRecordRef {
-        webhook: r.webhook,
-        accepted_at_ms: r.accepted_at_ms,
-        messages: r
-            .messages
-            .iter()
-            .map(|m| StoredMessageRef {
-                topic: &m.topic,
-                payload: &m.payload,
-                retain: m.retain,
-            })
-            .collect(),
-    };
-    // Serializing strings, byte vectors and integers into a Vec cannot fail.
-    postcard::to_allocvec(&stored).unwrap_or_default()
-}
-
-fn decode(seq: u64, bytes: &[u8]) -> Option<Record> {
-    let stored: StoredRecord = postcard::from_bytes(bytes).ok()?;
-    Some(Record {
-        seq,
-        webhook: stored.webhook,
-        accepted_at_ms: stored.accepted_at_ms,
-        messages: stored
-            .messages
-            .into_iter()
-            .map(|m| Message {
-                topic: m.topic,
-                payload: Bytes::from(m.payload),
-                retain: m.retain,
-            })
-            .collect(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(seq: u64, topic: &str) -> Record {
-        Record {
-            seq,
-            webhook: true,
-            accepted_at_ms: 1_700_000_000_000 + seq,
-            messages: vec![
-                Message::retained(format!("{topic}/state"), "printing"),
-                Message {
-                    topic: format!("{topic}/event"),
-                    payload: Bytes::from_static(b"\x00\xff binary"),
-                    retain: false,
-                },
-            ],
-        }
-    }
-
-    #[test]
-    fn records_survive_reopening_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let (outbox, pending) = Outbox::open(dir.path(), 10).unwrap();
-            assert_eq!(pending, Pending::default());
-            outbox.append(&[record(1, "a"), record(2, "b")]).unwrap();
-            let mut bridge_own = record(9, "homeassistant");
-            bridge_own.webhook = false;
-            outbox.append(&[bridge_own]).unwrap();
-            assert_eq!(outbox.depth(), 2, "only webhooks count against the bound");
-            outbox.remove(&[9]).unwrap();
-            outbox.append(&[record(3, "c")]).unwrap();
-            assert_eq!(outbox.depth(), 3);
-            outbox.remove(&[2]).unwrap();
-        }
-        let (outbox, pending) = Outbox::open(dir.path(), 10).unwrap();
-        let want = Pending {
-            records: 2,
-            first: Some(1),
-            last: Some(3),
-        };
-        assert_eq!(pending, want);
-        let mut held = Vec::new();
-        outbox.for_each_pending(|r| held.push(r.clone())).unwrap();
-        assert_eq!(held, vec![record(1, "a"), record(3, "c")]);
-        assert_eq!(outbox.read_from(2, 1).unwrap(), vec![record(3, "c")]);
-        assert_eq!(outbox.depth(), 2);
-    }
-
-    #[test]
-    fn a_second_instance_cannot_open_the_same_outbox() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = Outbox::open(dir.path(), 10).unwrap();
-        let err = Outbox::open(dir.path(), 10).unwrap_err().to_string();
-        assert!(err.contains("another print2mqtt"), "{err}");
+        self.inner.limits.max_events
     }
 }

@@ -7,16 +7,18 @@
 //! publishes App Connection registration states.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::config::Config;
 use crate::event::{Event, format_time};
 use crate::homeassistant::{self, PrinterView};
+use crate::mqtt::delivery::packet_size;
 use crate::mqtt::messages::{Message, render};
 use crate::mqtt::publisher::Publisher;
 use crate::mqtt::topics::{
@@ -375,15 +377,45 @@ struct Undo {
     webhooks: Option<u64>,
 }
 
+impl Undo {
+    /// Adds a later job's undo: the earliest saved state of each printer wins.
+    fn merge(&mut self, later: Undo) {
+        for (slug, saved) in later.states {
+            self.states.entry(slug).or_insert(saved);
+        }
+        if let Some(w) = later.webhooks {
+            self.webhooks.get_or_insert(w);
+        }
+    }
+}
+
 /// Why a job was not done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejected {
-    #[error("the outbox is full (storage.max_events); try again later")]
+    #[error("the outbox is full (storage.max_events or storage.max_bytes); try again later")]
     Full,
-    #[error("the outbox could not store the webhook")]
-    Storage,
+    #[error("the outbox could not store the webhook: {0}")]
+    Storage(String),
+    #[error(
+        "the message for {topic} would be {bytes} bytes, more than the broker takes (mqtt.max_packet_bytes = {max})"
+    )]
+    TooLarge {
+        topic: String,
+        bytes: usize,
+        max: usize,
+    },
     #[error("the bridge is shutting down")]
     Closed,
+}
+
+impl Rejected {
+    /// The HTTP status a sender gets for it.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            Rejected::TooLarge { .. } => http::StatusCode::PAYLOAD_TOO_LARGE,
+            _ => http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
 }
 
 type Answer<T> = oneshot::Sender<Result<T, Rejected>>;
@@ -422,6 +454,8 @@ enum Job {
     AppConnection { printer_id: String, state: AppState },
     /// The start-up comparison with the broker's retained configs, done.
     Configs(Box<ConfigCheck>),
+    /// Every parked message back into the outbox.
+    RetryParked { done: Answer<usize> },
 }
 
 /// Hands accepted events to the writer task.
@@ -430,6 +464,7 @@ pub struct Pipeline {
     tx: mpsc::Sender<Job>,
     printers: Arc<RwLock<Printers>>,
     changes: broadcast::Sender<TableChange>,
+    snapshots_dropped: Arc<AtomicU64>,
 }
 
 /// Everything the writer starts with.
@@ -442,6 +477,8 @@ pub struct Start {
     pub publisher: Publisher,
     /// `()` each time Home Assistant comes online: every config again.
     pub births: mpsc::UnboundedReceiver<()>,
+    /// The largest packet the broker takes (`mqtt.max_packet_bytes`).
+    pub max_packet: usize,
     /// Committed and published before any webhook (version, changed configs).
     pub startup: Vec<Message>,
 }
@@ -453,7 +490,10 @@ impl Pipeline {
         let (tx, rx) = mpsc::channel(QUEUE);
         let printers = Arc::new(RwLock::new(start.printers));
         let (changes, _) = broadcast::channel(CHANGES);
+        let snapshots_dropped = Arc::new(AtomicU64::new(0));
         let writer = Writer {
+            max_packet: start.max_packet,
+            snapshots_dropped: snapshots_dropped.clone(),
             changes: changes.clone(),
             printers: printers.clone(),
             topics: start.topics,
@@ -467,6 +507,7 @@ impl Pipeline {
             tx,
             printers,
             changes,
+            snapshots_dropped,
         }
     }
 
@@ -508,6 +549,20 @@ impl Pipeline {
         self.send(Job::Configs(Box::new(check))).await
     }
 
+    /// Moves every message set aside back into the outbox, to be published
+    /// again; returns how many.
+    pub async fn retry_parked(&self) -> Result<usize, Rejected> {
+        let (done, wait) = oneshot::channel();
+        self.send(Job::RetryParked { done }).await?;
+        wait.await.unwrap_or(Err(Rejected::Closed))
+    }
+
+    /// Snapshots left out of accepted webhooks because they were larger
+    /// than the broker takes.
+    pub fn snapshots_dropped(&self) -> u64 {
+        self.snapshots_dropped.load(Ordering::Relaxed)
+    }
+
     /// Read access to the printer table (status page, API).
     pub fn printers(&self) -> &Arc<RwLock<Printers>> {
         &self.printers
@@ -525,6 +580,9 @@ impl Pipeline {
 
 struct Writer {
     printers: Arc<RwLock<Printers>>,
+    /// The largest packet the broker takes.
+    max_packet: usize,
+    snapshots_dropped: Arc<AtomicU64>,
     changes: broadcast::Sender<TableChange>,
     topics: Topics,
     outbox: Outbox,
@@ -550,6 +608,7 @@ struct Batch {
     replies: Vec<Reply>,
     clear_later: Vec<(String, Vec<Message>)>,
     undo: Undo,
+    retry: Vec<Answer<usize>>,
 }
 
 impl Writer {
@@ -592,31 +651,18 @@ impl Writer {
         self.printers.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies jobs to the table; webhooks beyond the outbox bound are
-    /// refused (503) without touching anything.
+    /// Applies jobs to the table; webhooks beyond the outbox bounds, or
+    /// with a message the broker would never take, are refused without
+    /// touching anything.
     fn apply(&self, jobs: impl Iterator<Item = Job>) -> Batch {
-        let room = self.outbox.max_events().saturating_sub(self.outbox.depth());
         let mut table = self.table();
         let mut b = Batch::default();
-        let mut accepted = 0u64;
+        let mut pending = (0u64, 0u64);
         for job in jobs {
             match job {
-                Job::Accept { event, done } => {
-                    if accepted >= room {
-                        error!(
-                            max_events = self.outbox.max_events(),
-                            "Outbox full: webhook refused with 503"
-                        );
-                        b.replies.push(Reply::Accepted(done, Err(Rejected::Full)));
-                        continue;
-                    }
-                    accepted += 1;
-                    let slug = table.slugs.resolve(&event.printer_id);
-                    table.remember(&mut b.undo, &slug);
-                    let (slug, messages) = table.accept(&self.topics, &event);
-                    let index = b.messages.len() as u64;
-                    b.messages.push((messages, true));
-                    b.replies.push(Reply::Accepted(done, Ok((slug, index))));
+                Job::Accept { mut event, done } => {
+                    let answer = self.accept(&mut table, &mut b, &mut event, &mut pending);
+                    b.replies.push(Reply::Accepted(done, answer));
                 }
                 Job::Remove { printer, done } => {
                     if let Some(slug) = table.find(&printer) {
@@ -658,9 +704,72 @@ impl Writer {
                     let messages = table.app_connection(&self.topics, &printer_id, state);
                     b.messages.push((messages, false));
                 }
+                Job::RetryParked { done } => b.retry.push(done),
             }
         }
         b
+    }
+
+    /// One webhook into the batch: its snapshot left out when the broker
+    /// would not take it, refused when anything else would not fit.
+    fn accept(
+        &self,
+        table: &mut Printers,
+        b: &mut Batch,
+        event: &mut Event,
+        pending: &mut (u64, u64),
+    ) -> Result<(String, u64), Rejected> {
+        let slug = table.slugs.resolve(&event.printer_id);
+        if let Some(jpeg) = &event.snapshot {
+            let probe = Message::retained(self.topics.field(&slug, Field::Snapshot), jpeg.clone());
+            let bytes = packet_size(&probe);
+            if bytes > self.max_packet {
+                warn!(
+                    printer = %slug,
+                    snapshot_bytes = jpeg.len(),
+                    packet_bytes = bytes,
+                    max_packet_bytes = self.max_packet,
+                    "Snapshot larger than the broker takes (mqtt.max_packet_bytes): webhook accepted without it"
+                );
+                self.snapshots_dropped.fetch_add(1, Ordering::Relaxed);
+                event.snapshot = None;
+            }
+        }
+        let mut undo = Undo::default();
+        table.remember(&mut undo, &slug);
+        let (slug, messages) = table.accept(&self.topics, event);
+        let too_large = messages.iter().find(|m| packet_size(m) > self.max_packet);
+        let bytes: u64 = messages
+            .iter()
+            .map(|m| (m.topic.len() + m.payload.len()) as u64)
+            .sum();
+        let full = !self.outbox.room_for(pending.1 + bytes)
+            || self.outbox.depth() + pending.0 >= self.outbox.limits().max_events;
+        let refusal = match too_large {
+            Some(m) => Some(Rejected::TooLarge {
+                topic: m.topic.clone(),
+                bytes: packet_size(m),
+                max: self.max_packet,
+            }),
+            None if full => Some(Rejected::Full),
+            None => None,
+        };
+        if let Some(refusal) = refusal {
+            table.undo(undo);
+            if refusal == Rejected::Full {
+                error!(
+                    max_events = self.outbox.limits().max_events,
+                    max_bytes = self.outbox.limits().max_bytes,
+                    "Outbox full: webhook refused with 503"
+                );
+            }
+            return Err(refusal);
+        }
+        b.undo.merge(undo);
+        *pending = (pending.0 + 1, pending.1 + bytes);
+        let index = b.messages.len() as u64;
+        b.messages.push((messages, true));
+        Ok((slug, index))
     }
 
     /// Commits the batch, then answers; a failed commit undoes the batch
@@ -671,6 +780,7 @@ impl Writer {
             replies,
             clear_later,
             undo,
+            retry,
         } = batch;
         let first = if messages.is_empty() {
             Ok(self.next_seq)
@@ -678,6 +788,12 @@ impl Writer {
             self.commit(messages).await
         };
         let stored = first.is_ok();
+        if !retry.is_empty() {
+            let answer = self.retry_parked().await;
+            for done in retry {
+                let _ = done.send(answer.clone());
+            }
+        }
         if stored {
             for (slug, values) in clear_later {
                 self.clear_later(slug, values);
@@ -688,12 +804,12 @@ impl Writer {
         for reply in replies {
             match reply {
                 Reply::Accepted(done, answer) => {
-                    let answer = answer.and_then(|(slug, index)| match first {
+                    let answer = answer.and_then(|(slug, index)| match &first {
                         Ok(first) => Ok(Receipt {
                             slug,
                             seq: first + index,
                         }),
-                        Err(()) => Err(Rejected::Storage),
+                        Err(why) => Err(Rejected::Storage(why.clone())),
                     });
                     if let Ok(r) = &answer {
                         self.announce(TableChange::Updated(r.slug.clone()));
@@ -704,10 +820,9 @@ impl Writer {
                     if let (true, Some(slug)) = (stored, &slug) {
                         self.announce(TableChange::Removed(slug.clone()));
                     }
-                    let _ = done.send(if stored {
-                        Ok(slug)
-                    } else {
-                        Err(Rejected::Storage)
+                    let _ = done.send(match &first {
+                        Ok(_) => Ok(slug),
+                        Err(why) => Err(Rejected::Storage(why.clone())),
                     });
                 }
             }
@@ -719,9 +834,30 @@ impl Writer {
         let _ = self.changes.send(change);
     }
 
+    /// Moves the parked messages back into the outbox as one record and
+    /// hands it to the publisher; returns how many messages.
+    async fn retry_parked(&mut self) -> Result<usize, Rejected> {
+        let outbox = self.outbox.clone();
+        let seq = self.next_seq;
+        let moved = tokio::task::spawn_blocking(move || outbox.retry_parked(seq)).await;
+        match moved {
+            Ok(Ok(Some(record))) => {
+                self.next_seq += 1;
+                let n = record.messages.len();
+                tracing::info!(messages = n, "Parked messages queued for the broker again");
+                self.publisher.send(vec![record]);
+                Ok(n)
+            }
+            Ok(Ok(None)) => Ok(0),
+            Ok(Err(e)) => Err(Rejected::Storage(e.to_string())),
+            Err(e) => Err(Rejected::Storage(e.to_string())),
+        }
+    }
+
     /// Writes one record per message list durably, then hands the records
-    /// to the publisher. Returns the first record's sequence number.
-    async fn commit(&mut self, messages: Vec<(Vec<Message>, bool)>) -> Result<u64, ()> {
+    /// to the publisher. Returns the first record's sequence number, or why
+    /// the store refused them.
+    async fn commit(&mut self, messages: Vec<(Vec<Message>, bool)>) -> Result<u64, String> {
         let accepted_at_ms = now_ms();
         let first = self.next_seq;
         let records: Vec<Record> = messages
@@ -748,7 +884,7 @@ impl Writer {
         };
         error!(error = %why, "Could not write to the outbox: webhooks refused with 503");
         self.next_seq = first;
-        Err(())
+        Err(why)
     }
 
     fn clear_later(&self, slug: String, values: Vec<Message>) {

@@ -122,12 +122,76 @@ pub fn bridge(shared: &Shared) -> Value {
         "broker": if g.broker_connected { "connected" } else { "disconnected" },
         "reconnects": g.reconnects,
         "outbox_depth": g.outbox_depth,
+        "outbox_bytes": g.outbox_bytes,
         "max_events": g.outbox_max_events,
+        "max_bytes": shared.outbox.limits().max_bytes,
+        "storage_fault": shared.outbox.fault(),
+        "parked": g.parked,
+        "snapshots_dropped": g.snapshots_dropped,
         "oldest_age_secs": (g.outbox_oldest_age_secs > 0.0).then_some(g.outbox_oldest_age_secs as u64),
         "printers": g.printers,
         "now": format_time(OffsetDateTime::now_utc()),
     })
 }
+
+/// `GET /api/bridge/parked`: the messages the broker would not take.
+pub async fn parked(shared: &Shared) -> Reply {
+    let outbox = shared.outbox.clone();
+    let listed = tokio::task::spawn_blocking(move || outbox.parked(PARKED_LISTED)).await;
+    let parked = match listed {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return reply::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let items: Vec<Value> = parked
+        .iter()
+        .map(|p| {
+            json!({
+                "topic": p.message.topic,
+                "bytes": crate::mqtt::delivery::packet_size(&p.message),
+                "retain": p.message.retain,
+                "reason": p.reason,
+                "accepted_at_ms": p.accepted_at_ms,
+                "parked_at_ms": p.parked_at_ms,
+            })
+        })
+        .collect();
+    let body = json!({ "count": shared.outbox.parked_count(), "messages": items });
+    reply::json(StatusCode::OK, &body)
+}
+
+/// A JSON content type makes a cross-site form post impossible (CORS
+/// preflight), so a web page cannot press a button for the user.
+fn require_json(headers: &http::HeaderMap) -> Option<Reply> {
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    (!json_type).then(|| {
+        reply::error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send Content-Type: application/json",
+        )
+    })
+}
+
+/// `POST /api/bridge/parked/retry`: every parked message back to the broker.
+pub async fn retry_parked(shared: &Shared, headers: &http::HeaderMap) -> Reply {
+    if let Some(refused) = require_json(headers) {
+        return refused;
+    }
+    match shared.pipeline.retry_parked().await {
+        Ok(n) => reply::json(StatusCode::OK, &json!({ "requeued": n })),
+        Err(e) => reply::error(e.status(), &e.to_string()),
+    }
+}
+
+/// Parked messages listed by `GET /api/bridge/parked` at most.
+const PARKED_LISTED: usize = 100;
 
 /// `GET /api/setup`.
 pub fn setup_panel(shared: &Shared, headers: &http::HeaderMap) -> Value {
@@ -151,7 +215,12 @@ fn gauges(shared: &Shared) -> Gauges {
         broker_connected: shared.health.is_connected(),
         reconnects: stats.reconnects.load(std::sync::atomic::Ordering::Relaxed),
         outbox_depth: shared.outbox.depth(),
+        outbox_bytes: shared.outbox.depth_bytes(),
         outbox_max_events: shared.outbox.max_events(),
+        storage_fault: shared.outbox.fault().is_some(),
+        parked: shared.outbox.parked_count(),
+        snapshots_dropped: shared.pipeline.snapshots_dropped(),
+        anomalies: stats.anomalies.load(std::sync::atomic::Ordering::Relaxed),
         outbox_oldest_age_secs: if oldest > 0 {
             now_ms.saturating_sub(oldest) as f64 / 1000.0
         } else {
@@ -167,22 +236,8 @@ fn gauges(shared: &Shared) -> Gauges {
 /// [`TEST_PRINTER`]. Answers once the broker acknowledged it, or after
 /// [`TEST_DELIVERY_TIMEOUT`] with `delivered: false`.
 pub async fn test_event(shared: &Shared, req: Request<Incoming>) -> Reply {
-    // A JSON content type makes a cross-site form post impossible (CORS
-    // preflight), so a web page cannot press the button for the user.
-    let json_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
-    if !json_type {
-        return reply::error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send Content-Type: application/json",
-        );
+    if let Some(refused) = require_json(req.headers()) {
+        return refused;
     }
     let body = match Limited::new(req.into_body(), MAX_TEST_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -221,7 +276,7 @@ pub async fn test_event(shared: &Shared, req: Request<Incoming>) -> Reply {
     let started = std::time::Instant::now();
     let receipt = match shared.pipeline.submit_tracked(event).await {
         Ok(r) => r,
-        Err(e) => return reply::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return reply::error(e.status(), &e.to_string()),
     };
     shared.monitor.metrics.event(kind);
     let delivered = tokio::time::timeout(

@@ -81,7 +81,8 @@ fn readyz(shared: &Shared) -> Reply {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let oldest_age_secs = (oldest > 0).then(|| now_ms.saturating_sub(oldest) / 1000);
-    let status = if connected && depth < max {
+    let fault = shared.outbox.fault();
+    let status = if connected && depth < max && fault.is_none() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -93,6 +94,7 @@ fn readyz(shared: &Shared) -> Reply {
             "outbox_depth": depth,
             "max_events": max,
             "oldest_age_secs": oldest_age_secs,
+            "storage": fault.unwrap_or_else(|| "ok".into()),
         }),
     )
 }

@@ -129,6 +129,12 @@ async fn api_route(
     match path {
         "/api/test" if *method == Method::POST => api::test_event(shared, req).await,
         "/api/test" => reply::method_not_allowed("POST"),
+        "/api/bridge/parked/retry" if *method == Method::POST => {
+            api::retry_parked(shared, req.headers()).await
+        }
+        "/api/bridge/parked/retry" => reply::method_not_allowed("POST"),
+        "/api/bridge/parked" if get => api::parked(shared).await,
+        "/api/bridge/parked" => reply::method_not_allowed("GET"),
         "/api/printers" | "/api/events" | "/api/bridge" | "/api/setup" | "/api/stream"
         | "/metrics"
             if !get =>

@@ -165,13 +165,14 @@ pub async fn handle(
             )
         }
         Err(e) => {
-            warn!(%peer, printer = %slugify(&printer), event = %kind, "Webhook refused: {e}");
+            let status = e.status();
+            warn!(%peer, printer = %slugify(&printer), event = %kind, status = status.as_u16(), "Webhook refused: {e}");
             shared.monitor.webhook(&Outcome {
-                status: 503,
+                status: status.as_u16(),
                 reason: Some(&e.to_string()),
                 ..seen
             });
-            reply::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+            reply::error(status, &e.to_string())
         }
     }
 }

@@ -1,18 +1,37 @@
-//! Delivery bookkeeping for the publisher: which outbox message is on which
-//! MQTT packet id, which records the broker has fully acknowledged, and what
-//! to send again after a reconnect. Pure: no I/O, driven by the publisher.
+//! Delivery bookkeeping for the publisher: which outbox message rides on
+//! which MQTT packet id, which records the broker has fully acknowledged,
+//! which messages the broker will not take, and what to send again after a
+//! connection is lost. Pure: no I/O, driven by the publisher.
 //!
-//! Records complete strictly in order, so a resend after the broker lost the
-//! session starts at the oldest incomplete record and replays everything
-//! after it too: a printer's retained state never goes backwards.
+//! Right by construction rather than by guessing:
+//! - The publisher uses a fresh rumqttc client for every connection, so no
+//!   publish of an earlier connection is ever replayed under an old packet
+//!   id. Within one connection rumqttc hands out packet ids in request order,
+//!   so the n-th `Outgoing::Publish` is the n-th request.
+//! - Anything that breaks that rule (a publish nobody requested, a packet id
+//!   reused while still unacknowledged, an acknowledgement of an unknown id)
+//!   is an [`Anomaly`]: the publisher drops the connection and everything
+//!   incomplete is sent again. Nothing is ever credited on a guess.
+//! - When a connection is lost, every message of every incomplete record is
+//!   sent again from the oldest on, even the ones acknowledged before: a
+//!   printer's retained state never goes backwards. Records complete strictly
+//!   in order.
+//! - A message larger than the broker takes, or one the broker keeps
+//!   dropping the connection over when sent alone, is set aside ("parked"):
+//!   its record completes without it and the publisher keeps the message on
+//!   disk for a retry on request. It never blocks the records behind it.
 
 use std::collections::{HashMap, VecDeque};
 
 use super::messages::Message;
 use crate::outbox::Record;
 
+/// Times a message may be the only one outstanding when a connection dies
+/// before it is set aside as one the broker refuses.
+pub const STRIKES: u8 = 5;
+
 /// What a publish request carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tag {
     /// Message `idx` of the record with sequence number `seq`.
     Msg { seq: u64, idx: usize },
@@ -20,11 +39,58 @@ pub enum Tag {
     Control,
 }
 
+/// The client reported something the bookkeeping cannot map with
+/// certainty; the connection must be dropped and its requests sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Anomaly {
+    #[error("publish {0} that no request explains")]
+    UnexpectedPublish(u16),
+    #[error("packet id {0} reused while still unacknowledged")]
+    PacketIdInUse(u16),
+    #[error("acknowledgement of unknown packet id {0}")]
+    UnknownAck(u16),
+}
+
+/// Why a message was set aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParkReason {
+    /// Its packet is larger than `mqtt.max_packet_bytes`.
+    TooLarge,
+    /// The broker dropped the connection every time it was sent alone.
+    Refused,
+}
+
+impl ParkReason {
+    /// A short name, for logs and the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            ParkReason::TooLarge => "too_large",
+            ParkReason::Refused => "refused_by_broker",
+        }
+    }
+}
+
+/// A record the broker now holds entirely, but for the messages set aside.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Done {
+    pub record: Record,
+    /// Index into `record.messages` and why, for each message set aside.
+    pub parked: Vec<(usize, ParkReason)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Pending,
+    Acked,
+    Parked(ParkReason),
+}
+
 #[derive(Debug)]
 struct Tracked {
     record: Record,
-    acked: Vec<bool>,
-    unacked: usize,
+    fate: Vec<Fate>,
+    /// Messages neither acknowledged nor parked.
+    open: usize,
 }
 
 impl Tracked {
@@ -32,56 +98,111 @@ impl Tracked {
         let n = record.messages.len();
         Tracked {
             record,
-            acked: vec![false; n],
-            unacked: n,
+            fate: vec![Fate::Pending; n],
+            open: n,
         }
     }
 
-    fn reset(&mut self) {
-        self.acked.fill(false);
-        self.unacked = self.acked.len();
+    fn settle(&mut self, idx: usize, fate: Fate) {
+        if self.fate.get(idx) == Some(&Fate::Pending) {
+            self.fate[idx] = fate;
+            self.open -= 1;
+        }
+    }
+
+    /// Everything acknowledged goes out again; parked stays parked.
+    fn reopen(&mut self) {
+        for f in &mut self.fate {
+            if *f == Fate::Acked {
+                *f = Fate::Pending;
+                self.open += 1;
+            }
+        }
     }
 }
 
+/// The bytes of a QoS 1 PUBLISH packet carrying `m` (MQTT 3.1.1).
+pub fn packet_size(m: &Message) -> usize {
+    let remaining = 2 + m.topic.len() + 2 + m.payload.len();
+    let length_bytes = match remaining {
+        0..128 => 1,
+        128..16_384 => 2,
+        16_384..2_097_152 => 3,
+        _ => 4,
+    };
+    1 + length_bytes + remaining
+}
+
 /// The publisher's view of every record not yet completed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Delivery {
     records: VecDeque<Tracked>,
     /// Next message to hand to the client: (index into `records`, message).
     cursor: (usize, usize),
-    /// Requests handed to the client that have no packet id yet, in order.
+    /// Requests handed to this connection's client that have no packet id
+    /// yet, in request order.
     fifo: VecDeque<Tag>,
     /// Packet id → what it carries, until acknowledged.
     inflight: HashMap<u16, Tag>,
-    /// Messages in `records`.
+    /// Messages and payload bytes in `records`.
     messages: usize,
+    bytes: usize,
+    /// The largest packet the broker takes.
+    max_packet: usize,
+    /// Messages still to send one at a time after a lost connection, so the
+    /// one a broker refuses can be told from the rest.
+    careful: usize,
+    /// Connections lost while a message was the only one outstanding.
+    strikes: HashMap<(u64, usize), u8>,
 }
 
 impl Delivery {
-    /// Adds records to send, after those already known.
+    /// Bookkeeping for a broker that takes packets up to `max_packet` bytes.
+    pub fn new(max_packet: usize) -> Delivery {
+        Delivery {
+            records: VecDeque::new(),
+            cursor: (0, 0),
+            fifo: VecDeque::new(),
+            inflight: HashMap::new(),
+            messages: 0,
+            bytes: 0,
+            max_packet,
+            careful: 0,
+            strikes: HashMap::new(),
+        }
+    }
+
+    /// Adds a record to send, after those already known.
     pub fn push(&mut self, record: Record) {
         self.messages += record.messages.len();
+        self.bytes += record_bytes(&record);
         self.records.push_back(Tracked::new(record));
     }
 
     /// The next message to publish, if any; records it as requested.
+    /// Messages too large for the broker are parked on the way.
     pub fn next_message(&mut self) -> Option<Message> {
         loop {
             let (r, m) = self.cursor;
-            let tracked = self.records.get(r)?;
+            let tracked = self.records.get_mut(r)?;
             if m >= tracked.record.messages.len() {
                 self.cursor = (r + 1, 0);
                 continue;
             }
             self.cursor.1 += 1;
-            if tracked.acked[m] {
+            if tracked.fate[m] != Fate::Pending {
+                continue;
+            }
+            let message = &tracked.record.messages[m];
+            if packet_size(message) > self.max_packet {
+                tracked.settle(m, Fate::Parked(ParkReason::TooLarge));
                 continue;
             }
             self.fifo.push_back(Tag::Msg {
                 seq: tracked.record.seq,
                 idx: m,
             });
-            return Some(tracked.record.messages[m].clone());
+            return Some(message.clone());
         }
     }
 
@@ -90,52 +211,77 @@ impl Delivery {
         self.fifo.push_back(Tag::Control);
     }
 
-    /// The client reported sending packet `pkid`. A packet id already in
-    /// flight is a retransmission of a resumed session and changes nothing.
-    pub fn sent(&mut self, pkid: u16) {
+    /// The client sent the oldest request not yet sent as packet `pkid`.
+    pub fn sent(&mut self, pkid: u16) -> Result<(), Anomaly> {
         if self.inflight.contains_key(&pkid) {
-            return;
+            return Err(Anomaly::PacketIdInUse(pkid));
         }
-        if let Some(tag) = self.fifo.pop_front() {
-            self.inflight.insert(pkid, tag);
-        }
+        let tag = self
+            .fifo
+            .pop_front()
+            .ok_or(Anomaly::UnexpectedPublish(pkid))?;
+        self.inflight.insert(pkid, tag);
+        Ok(())
     }
 
     /// The broker acknowledged `pkid`; returns the records now complete,
     /// oldest first.
-    pub fn acked(&mut self, pkid: u16) -> Vec<Record> {
-        if let Some(Tag::Msg { seq, idx }) = self.inflight.remove(&pkid)
-            && let Ok(pos) = self.records.binary_search_by_key(&seq, |t| t.record.seq)
-        {
-            let t = &mut self.records[pos];
-            if !t.acked[idx] {
-                t.acked[idx] = true;
-                t.unacked -= 1;
+    pub fn acked(&mut self, pkid: u16) -> Result<Vec<Done>, Anomaly> {
+        let tag = self
+            .inflight
+            .remove(&pkid)
+            .ok_or(Anomaly::UnknownAck(pkid))?;
+        if let Tag::Msg { seq, idx } = tag {
+            self.careful = self.careful.saturating_sub(1);
+            self.strikes.remove(&(seq, idx));
+            if let Some(t) = self.find(seq) {
+                t.settle(idx, Fate::Acked);
             }
         }
-        // Every message acknowledged implies every message was requested.
-        let mut done = Vec::new();
-        while self.records.front().is_some_and(|t| t.unacked == 0) {
-            if let Some(t) = self.records.pop_front() {
-                self.messages -= t.record.messages.len();
-                done.push(t.record);
-            }
-            self.cursor = match self.cursor {
-                (0, _) => (0, 0),
-                (r, m) => (r - 1, m),
-            };
-        }
-        done
+        Ok(self.take_complete())
     }
 
-    /// The broker lost the session (or it was never there): nothing in
-    /// flight will be acknowledged, so everything incomplete is sent again,
-    /// from the oldest record on.
-    pub fn reset(&mut self) {
+    /// The connection is gone, and with it every packet id: everything
+    /// incomplete goes out again from the oldest record on. A message that
+    /// was the only one outstanding gets a strike; at [`STRIKES`] it is
+    /// parked. Returns the records that completed because of that.
+    pub fn connection_lost(&mut self) -> Vec<Done> {
+        let mut alone = self
+            .fifo
+            .iter()
+            .chain(self.inflight.values())
+            .filter_map(|t| match t {
+                Tag::Msg { seq, idx } => Some((*seq, *idx)),
+                Tag::Control => None,
+            });
+        let suspect = match (alone.next(), alone.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        };
+        let outstanding = self.outstanding_messages();
         self.fifo.clear();
         self.inflight.clear();
         self.cursor = (0, 0);
-        self.records.iter_mut().for_each(Tracked::reset);
+        self.records.iter_mut().for_each(Tracked::reopen);
+        self.careful = self.careful.max(outstanding.max(1));
+        if let Some((seq, idx)) = suspect {
+            let strikes = self.strikes.entry((seq, idx)).or_default();
+            *strikes += 1;
+            if *strikes >= STRIKES {
+                self.strikes.remove(&(seq, idx));
+                if let Some(t) = self.find(seq) {
+                    t.settle(idx, Fate::Parked(ParkReason::Refused));
+                }
+            }
+        }
+        self.take_complete()
+    }
+
+    /// How many more requests the client may take now: one at a time
+    /// while being careful after a lost connection, else up to `window`.
+    pub fn room(&self, window: usize) -> usize {
+        let limit = if self.careful > 0 { 1 } else { window };
+        limit.saturating_sub(self.fifo.len() + self.inflight.len())
     }
 
     /// Requests not yet acknowledged (the publishing window in use).
@@ -143,9 +289,22 @@ impl Delivery {
         self.fifo.len() + self.inflight.len()
     }
 
+    fn outstanding_messages(&self) -> usize {
+        self.fifo
+            .iter()
+            .chain(self.inflight.values())
+            .filter(|t| matches!(t, Tag::Msg { .. }))
+            .count()
+    }
+
     /// How many messages of incomplete records are held.
     pub fn held(&self) -> usize {
         self.messages
+    }
+
+    /// How many topic and payload bytes of incomplete records are held.
+    pub fn held_bytes(&self) -> usize {
+        self.bytes
     }
 
     /// True when every record is complete.
@@ -157,151 +316,55 @@ impl Delivery {
     pub fn oldest_accepted_ms(&self) -> Option<u64> {
         self.records.front().map(|t| t.record.accepted_at_ms)
     }
+
+    fn find(&mut self, seq: u64) -> Option<&mut Tracked> {
+        let pos = self
+            .records
+            .binary_search_by_key(&seq, |t| t.record.seq)
+            .ok()?;
+        self.records.get_mut(pos)
+    }
+
+    /// Pops the complete records at the front, oldest first (a record whose
+    /// every message was parked on the way completes without an ack).
+    pub fn take_complete(&mut self) -> Vec<Done> {
+        let mut done = Vec::new();
+        while self.records.front().is_some_and(|t| t.open == 0) {
+            let Some(t) = self.records.pop_front() else {
+                break;
+            };
+            self.messages -= t.record.messages.len();
+            self.bytes -= record_bytes(&t.record);
+            self.cursor = match self.cursor {
+                (0, _) => (0, 0),
+                (r, m) => (r - 1, m),
+            };
+            let parked = t
+                .fate
+                .iter()
+                .enumerate()
+                .filter_map(|(i, f)| match f {
+                    Fate::Parked(why) => Some((i, *why)),
+                    _ => None,
+                })
+                .collect();
+            done.push(Done {
+                record: t.record,
+                parked,
+            });
+        }
+        done
+    }
+}
+
+/// Topic and payload bytes of a record's messages.
+pub fn record_bytes(record: &Record) -> usize {
+    record
+        .messages
+        .iter()
+        .map(|m| m.topic.len() + m.payload.len())
+        .sum()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(seq: u64, n: usize) -> Record {
-        Record {
-            seq,
-            webhook: true,
-            accepted_at_ms: seq,
-            messages: (0..n)
-                .map(|i| Message::retained(format!("p/{seq}/{i}"), "x"))
-                .collect(),
-        }
-    }
-
-    /// Sends everything with consecutive packet ids; returns the ids used.
-    fn send_all(d: &mut Delivery, first_pkid: u16) -> Vec<u16> {
-        let mut ids = Vec::new();
-        let mut pkid = first_pkid;
-        while d.next_message().is_some() {
-            d.sent(pkid);
-            ids.push(pkid);
-            pkid += 1;
-        }
-        ids
-    }
-
-    #[test]
-    fn held_counts_the_messages_of_incomplete_records() {
-        let mut d = Delivery::default();
-        d.push(record(1, 3));
-        d.push(record(2, 2));
-        assert_eq!(d.held(), 5);
-        let ids = send_all(&mut d, 1);
-        for pkid in &ids[..3] {
-            d.acked(*pkid);
-        }
-        assert_eq!(d.held(), 2, "record 1 complete and dropped");
-        d.acked(ids[3]);
-        d.acked(ids[4]);
-        assert_eq!(d.held(), 0);
-        assert!(d.is_idle());
-    }
-
-    #[test]
-    fn a_record_completes_when_every_message_is_acked() {
-        let mut d = Delivery::default();
-        d.push(record(1, 2));
-        d.push(record(2, 1));
-        let ids = send_all(&mut d, 1);
-        assert_eq!(ids, vec![1, 2, 3]);
-        assert!(d.acked(1).is_empty());
-        assert_eq!(
-            d.acked(2).iter().map(|r| r.seq).collect::<Vec<_>>(),
-            vec![1]
-        );
-        assert_eq!(
-            d.acked(3).iter().map(|r| r.seq).collect::<Vec<_>>(),
-            vec![2]
-        );
-        assert!(d.is_idle());
-        assert_eq!(d.outstanding(), 0);
-    }
-
-    #[test]
-    fn the_last_message_acked_completes_its_record_at_once() {
-        let mut d = Delivery::default();
-        d.push(record(1, 1));
-        assert!(d.next_message().is_some());
-        d.sent(1);
-        assert_eq!(d.acked(1).len(), 1);
-        d.push(record(2, 1));
-        assert_eq!(d.next_message().map(|m| m.topic).as_deref(), Some("p/2/0"));
-    }
-
-    #[test]
-    fn records_complete_in_order_even_when_acked_out_of_order() {
-        let mut d = Delivery::default();
-        d.push(record(1, 1));
-        d.push(record(2, 1));
-        send_all(&mut d, 10);
-        assert!(d.acked(11).is_empty(), "record 2 waits for record 1");
-        let done: Vec<u64> = d.acked(10).iter().map(|r| r.seq).collect();
-        assert_eq!(done, vec![1, 2]);
-    }
-
-    #[test]
-    fn control_messages_take_packet_ids_but_complete_nothing() {
-        let mut d = Delivery::default();
-        d.control();
-        d.sent(1);
-        d.push(record(1, 1));
-        send_all(&mut d, 2);
-        assert!(d.acked(1).is_empty());
-        assert_eq!(d.acked(2).len(), 1);
-    }
-
-    #[test]
-    fn retransmissions_of_a_resumed_session_keep_the_mapping() {
-        let mut d = Delivery::default();
-        d.push(record(1, 2));
-        send_all(&mut d, 5);
-        // Reconnected with the session: the client resends 5 and 6 as is.
-        d.sent(5);
-        d.sent(6);
-        assert!(d.acked(5).is_empty());
-        assert_eq!(d.acked(6).len(), 1);
-    }
-
-    #[test]
-    fn a_lost_session_resends_everything_incomplete_from_the_oldest() {
-        let mut d = Delivery::default();
-        d.push(record(1, 2));
-        d.push(record(2, 1));
-        send_all(&mut d, 1);
-        assert!(d.acked(3).is_empty(), "record 2 acked, record 1 not yet");
-        d.reset();
-        // Everything of both records goes out again, in order.
-        let mut resent = Vec::new();
-        while let Some(m) = d.next_message() {
-            resent.push(m.topic);
-        }
-        assert_eq!(resent, vec!["p/1/0", "p/1/1", "p/2/0"]);
-        // Acks of the resends complete record 1 (after two) and record 2.
-        let completed: Vec<usize> = [7u16, 8, 9]
-            .into_iter()
-            .map(|pkid| {
-                d.sent(pkid);
-                d.acked(pkid).len()
-            })
-            .collect();
-        assert_eq!(completed, vec![0, 1, 1]);
-        assert!(d.is_idle());
-    }
-
-    #[test]
-    fn stale_acks_after_a_reset_are_ignored() {
-        let mut d = Delivery::default();
-        d.push(record(1, 1));
-        send_all(&mut d, 1);
-        d.reset();
-        assert!(d.acked(1).is_empty(), "the old packet id means nothing now");
-        assert!(!d.is_idle());
-        assert_eq!(d.oldest_accepted_ms(), Some(1));
-    }
-}
+mod tests;

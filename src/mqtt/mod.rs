@@ -1,8 +1,8 @@
 //! Everything that speaks MQTT: topic names, message rendering, delivery
-//! bookkeeping, the publisher task over rumqttc, state restore, printer
-//! removal and the
-//! embedded broker.
+//! bookkeeping, reconnect backoff, the publisher task over rumqttc, state
+//! restore, printer removal and the embedded broker.
 
+pub mod backoff;
 pub mod delivery;
 pub mod embedded;
 pub mod messages;
@@ -18,8 +18,22 @@ use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 use crate::config::Config;
 use topics::Topics;
 
-/// The largest MQTT packet either way (snapshots are JPEGs of a few MB).
+/// The largest MQTT packet the bridge reads, and the embedded broker's
+/// limit (snapshots are JPEGs of a few MB).
 pub const MAX_PACKET: usize = 32 * 1024 * 1024;
+/// The largest packet MQTT 3.1.1 can express (remaining length 268,435,455).
+pub const PROTOCOL_MAX_PACKET: usize = 268_435_455 + 5;
+
+/// The largest packet the broker takes: `mqtt.max_packet_bytes`, else the
+/// embedded broker's own limit, else the protocol's (an MQTT 3.1.1 broker
+/// does not announce its limit).
+pub fn max_packet(config: &Config, embedded: bool) -> usize {
+    match config.mqtt.max_packet_bytes {
+        0 if embedded => MAX_PACKET,
+        0 => PROTOCOL_MAX_PACKET,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    }
+}
 
 /// A parsed `mqtt.url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +104,10 @@ pub fn options(
 ) -> anyhow::Result<MqttOptions> {
     let mut o = MqttOptions::new(client_id, &url.host, url.port);
     o.set_keep_alive(Duration::from_secs(30))
-        .set_max_packet_size(MAX_PACKET, MAX_PACKET)
+        // Outgoing packets are sized by the delivery bookkeeping against
+        // `mqtt.max_packet_bytes`; rumqttc must never fail the connection
+        // over one.
+        .set_max_packet_size(MAX_PACKET, PROTOCOL_MAX_PACKET)
         .set_inflight(100)
         .set_clean_session(role == Role::Reader);
     if role == Role::Bridge {

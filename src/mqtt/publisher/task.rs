@@ -1,0 +1,540 @@
+//! The publisher task: one rumqttc client per connection (a lost connection
+//! takes its client, its packet ids and its replay queue with it), records
+//! taken from the pipeline or read back from the outbox in slices, and
+//! delivered records deleted in batches, each with the messages it set
+//! aside. It holds at most [`MEMORY_MESSAGES`] messages and
+//! [`MEMORY_BYTES`] bytes beyond the record in hand.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::{GOODBYE, Setup, Stats};
+use crate::mqtt::backoff::Backoff;
+use crate::mqtt::delivery::{Delivery, Done};
+use crate::mqtt::topics::Topics;
+use crate::outbox::{Outbox, OutboxError, Parked, Record};
+
+/// Publish requests in flight at once (our window; rumqttc's own inflight
+/// limit paces the wire below it).
+const WINDOW: usize = 1000;
+/// Messages held in memory at most (at least twice the window). Beyond it
+/// (a long broker outage, a burst faster than the broker) records stay only
+/// in the outbox and are read back in slices of half this size as delivery
+/// catches up, so memory does not grow with the backlog.
+const MEMORY_MESSAGES: usize = 4096;
+/// Topic and payload bytes held in memory at most, the same way (a record
+/// larger than this is still taken whole, alone).
+const MEMORY_BYTES: usize = 16 << 20;
+/// Delivered records deleted per store transaction at most.
+const DELETE_BATCH: usize = 512;
+/// Delivered records wait this long for more to share their delete
+/// transaction (unless a full batch is ready): one store commit (and
+/// fsync) per webhook would cost as much as the webhook's own commit.
+const DELETE_DELAY: Duration = Duration::from_millis(250);
+/// Pause before reading the outbox again after a failed read.
+const RETRY_READ: Duration = Duration::from_millis(250);
+/// Home Assistant's birth message: `online` on its status topic.
+const BIRTH_PAYLOAD: &[u8] = b"online";
+
+type Polled = (EventLoop, Result<Event, ConnectionError>);
+type Polling = Pin<Box<dyn Future<Output = Polled> + Send>>;
+
+/// One `poll()` that owns the event loop, so the future can be kept across
+/// `select!` turns instead of being dropped half-way.
+fn poll(mut eventloop: EventLoop, delay: Duration) -> Polling {
+    Box::pin(async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let event = eventloop.poll().await;
+        (eventloop, event)
+    })
+}
+
+/// Records from `from` on are in the outbox, not in memory.
+#[derive(Debug, Clone, Copy)]
+struct Spill {
+    from: u64,
+    /// The newest record passed over while spilled: a slice read that
+    /// started before it was committed must not end the spill.
+    newest: u64,
+}
+
+type Loading = JoinHandle<Result<Vec<Record>, OutboxError>>;
+
+/// What to do with the event loop after an event.
+enum Flow {
+    /// Poll it again.
+    Poll,
+    /// Drop it (and its client) and connect afresh after this delay.
+    Reconnect(Duration),
+    /// The publisher is done.
+    Stop,
+}
+
+pub(super) struct Task {
+    options: MqttOptions,
+    client: AsyncClient,
+    topics: Topics,
+    outbox: Outbox,
+    status_topic: Option<String>,
+    births: mpsc::UnboundedSender<()>,
+    delivery: Delivery,
+    backoff: Backoff,
+    failures: u32,
+    ever_connected: bool,
+    /// Records below this sequence number were taken (or delivered).
+    next_seq: u64,
+    /// Set while newer records are only in the outbox.
+    spill: Option<Spill>,
+    connected: watch::Sender<bool>,
+    delivered: watch::Sender<u64>,
+    stats: Arc<Stats>,
+    to_delete: Vec<u64>,
+    to_park: Vec<Parked>,
+    /// When the oldest record in `to_delete` was delivered.
+    delete_since: Option<tokio::time::Instant>,
+    deleting: Option<JoinHandle<()>>,
+    saying_goodbye: bool,
+}
+
+fn client(options: &MqttOptions) -> (AsyncClient, EventLoop) {
+    AsyncClient::new(options.clone(), WINDOW + 64)
+}
+
+impl Task {
+    pub(super) fn new(
+        setup: Setup,
+        births: mpsc::UnboundedSender<()>,
+        connected: watch::Sender<bool>,
+        delivered: watch::Sender<u64>,
+        stats: Arc<Stats>,
+    ) -> Task {
+        // The first client is replaced in `run` before it is used.
+        let (client, _) = client(&setup.options);
+        let spill = match (setup.pending.first, setup.pending.last) {
+            (Some(from), Some(newest)) => Some(Spill { from, newest }),
+            _ => None,
+        };
+        Task {
+            options: setup.options,
+            client,
+            topics: setup.topics,
+            outbox: setup.outbox,
+            status_topic: setup.status_topic,
+            births,
+            delivery: Delivery::new(setup.max_packet),
+            backoff: Backoff::default(),
+            failures: 0,
+            ever_connected: false,
+            next_seq: 0,
+            spill,
+            connected,
+            delivered,
+            stats,
+            to_delete: Vec::new(),
+            to_park: Vec::new(),
+            delete_since: None,
+            deleting: None,
+            saying_goodbye: false,
+        }
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Vec<Record>>,
+        give_up: CancellationToken,
+    ) {
+        let mut polling = self.connect(Duration::ZERO);
+        let mut closing = false;
+        let mut goodbye_deadline = None;
+        let mut loading: Option<Loading> = None;
+        loop {
+            if loading.is_none() {
+                loading = self.load_slice();
+            }
+            self.fill_window();
+            self.update_oldest();
+            self.flush_deletes(false);
+            let done = closing && self.delivery.is_idle() && self.spill.is_none();
+            if (done || goodbye_deadline.is_some()) && !self.saying_goodbye {
+                self.say_goodbye();
+            }
+            if done && !self.is_connected() {
+                break;
+            }
+            let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+            let deadline = goodbye_deadline.unwrap_or(far);
+            let delete_at = self.delete_at();
+            tokio::select! {
+                (eventloop, event) = &mut polling => match self.on_event(event) {
+                    Flow::Poll => polling = poll(eventloop, Duration::ZERO),
+                    Flow::Reconnect(delay) => {
+                        drop(eventloop);
+                        polling = self.connect(delay);
+                    }
+                    Flow::Stop => break,
+                },
+                records = rx.recv(), if !closing => match records {
+                    Some(records) => self.take(records),
+                    None => closing = true,
+                },
+                loaded = async { loading.as_mut().expect("guarded").await }, if loading.is_some() => {
+                    loading = None;
+                    self.loaded(loaded);
+                }
+                () = give_up.cancelled(), if goodbye_deadline.is_none() => {
+                    goodbye_deadline = Some(tokio::time::Instant::now() + GOODBYE);
+                    if !self.is_connected() {
+                        break;
+                    }
+                }
+                () = tokio::time::sleep_until(delete_at.unwrap_or(far)), if delete_at.is_some() => {}
+                () = tokio::time::sleep_until(deadline), if goodbye_deadline.is_some() => break,
+            }
+        }
+        self.connected.send_replace(false);
+        // The last delete is durable, which also persists the earlier ones.
+        if let Some(deleting) = self.deleting.take() {
+            let _ = deleting.await;
+        }
+        self.flush_deletes(true);
+        if let Some(deleting) = self.deleting.take() {
+            let _ = deleting.await;
+        }
+    }
+
+    /// A fresh client for the next connection; the old one's queue and
+    /// packet ids are gone with it.
+    fn connect(&mut self, delay: Duration) -> Polling {
+        let (client, eventloop) = client(&self.options);
+        self.client = client;
+        poll(eventloop, delay)
+    }
+
+    fn on_event(&mut self, event: Result<Event, ConnectionError>) -> Flow {
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => return self.on_connection_lost(&e),
+        };
+        let mapped = match event {
+            Event::Incoming(Packet::ConnAck(ack)) => {
+                info!(
+                    session_resumed = ack.session_present,
+                    "Connected to MQTT broker"
+                );
+                if self.ever_connected {
+                    self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                self.ever_connected = true;
+                self.failures = 0;
+                self.backoff.connected();
+                self.connected.send_replace(true);
+                self.on_connect();
+                Ok(())
+            }
+            Event::Outgoing(Outgoing::Publish(pkid)) => self.delivery.sent(pkid),
+            Event::Incoming(Packet::PubAck(ack)) => {
+                self.stats.acked.fetch_add(1, Ordering::Relaxed);
+                self.delivery
+                    .acked(ack.pkid)
+                    .map(|done| self.completed(done))
+            }
+            Event::Incoming(Packet::Publish(p)) => {
+                self.on_message(&p);
+                Ok(())
+            }
+            Event::Incoming(Packet::SubAck(_)) => {
+                self.stats.subscribed.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Event::Outgoing(Outgoing::Disconnect) => {
+                debug!("Disconnected from MQTT broker");
+                self.connected.send_replace(false);
+                return Flow::Stop;
+            }
+            _ => Ok(()),
+        };
+        match mapped {
+            Ok(()) => Flow::Poll,
+            Err(anomaly) => {
+                warn!(%anomaly, "MQTT client reported what delivery cannot map; reconnecting and sending everything unacknowledged again");
+                self.stats.anomalies.fetch_add(1, Ordering::Relaxed);
+                self.connected.send_replace(false);
+                let done = self.delivery.connection_lost();
+                self.completed(done);
+                Flow::Reconnect(self.backoff.failed())
+            }
+        }
+    }
+
+    fn on_connection_lost(&mut self, e: &ConnectionError) -> Flow {
+        self.connected.send_replace(false);
+        if self.saying_goodbye {
+            return Flow::Stop;
+        }
+        let done = self.delivery.connection_lost();
+        self.completed(done);
+        self.failures += 1;
+        let delay = self.backoff.failed();
+        if self.failures == 1 {
+            warn!(error = %e, "MQTT broker unreachable; retrying with backoff, webhooks are still accepted into the outbox");
+        } else {
+            debug!(error = %e, retry_in_ms = delay.as_millis() as u64, "MQTT reconnect failed");
+        }
+        Flow::Reconnect(delay)
+    }
+
+    fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    /// Takes committed records in order; past the memory bounds they stay
+    /// in the outbox until [`Task::load_slice`] reads them back.
+    fn take(&mut self, records: Vec<Record>) {
+        for record in records {
+            if record.seq < self.next_seq {
+                continue; // already read back from the outbox
+            }
+            if let Some(spill) = &mut self.spill {
+                spill.newest = spill.newest.max(record.seq);
+            } else if self.memory_full() {
+                self.spill = Some(Spill {
+                    from: record.seq,
+                    newest: record.seq,
+                });
+            } else {
+                self.next_seq = record.seq + 1;
+                self.delivery.push(record);
+            }
+        }
+    }
+
+    fn memory_full(&self) -> bool {
+        self.delivery.held() >= MEMORY_MESSAGES || self.delivery.held_bytes() >= MEMORY_BYTES
+    }
+
+    /// Starts reading the next slice of a spilled backlog once memory has
+    /// room for it.
+    fn load_slice(&self) -> Option<Loading> {
+        let spill = self.spill?;
+        if self.delivery.held() > MEMORY_MESSAGES / 2
+            || self.delivery.held_bytes() > MEMORY_BYTES / 2
+        {
+            return None;
+        }
+        let outbox = self.outbox.clone();
+        Some(tokio::task::spawn_blocking(move || {
+            let slice = outbox.read_from(spill.from, MEMORY_MESSAGES / 2, MEMORY_BYTES / 2);
+            if slice.is_err() {
+                // Not a hot retry loop while the store misbehaves.
+                std::thread::sleep(RETRY_READ);
+            }
+            slice
+        }))
+    }
+
+    /// A slice read back: taken in order; a short slice ends the spill
+    /// unless newer records were passed over meanwhile.
+    fn loaded(&mut self, loaded: Result<Result<Vec<Record>, OutboxError>, tokio::task::JoinError>) {
+        let slice = match loaded {
+            Ok(Ok(slice)) => slice,
+            Ok(Err(e)) => {
+                error!(error = %e, "Could not read the backlog from the outbox; retrying");
+                return;
+            }
+            Err(e) => {
+                error!(error = %e, "Outbox read task failed; retrying");
+                return;
+            }
+        };
+        let Some(spill) = self.spill else { return };
+        let messages: usize = slice.iter().map(|r| r.messages.len()).sum();
+        let bytes: usize = slice.iter().map(crate::mqtt::delivery::record_bytes).sum();
+        let short = messages < MEMORY_MESSAGES / 2 && bytes < MEMORY_BYTES / 2;
+        for record in slice {
+            if record.seq >= self.next_seq {
+                self.next_seq = record.seq + 1;
+                self.delivery.push(record);
+            }
+        }
+        self.spill = if short && spill.newest < self.next_seq {
+            None
+        } else {
+            Some(Spill {
+                from: self.next_seq.max(spill.from),
+                newest: spill.newest,
+            })
+        };
+    }
+
+    /// Hands messages to the client while connected and the window has room.
+    fn fill_window(&mut self) {
+        if self.is_connected() && !self.saying_goodbye {
+            for _ in 0..self.delivery.room(WINDOW) {
+                let Some(m) = self.delivery.next_message() else {
+                    break;
+                };
+                // The client's channel holds more than the window, so this
+                // cannot be full; a closed channel means the loop is ending.
+                if self
+                    .client
+                    .try_publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
+                    .is_err()
+                {
+                    break;
+                }
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // Records whose every message was too large complete here.
+        let done = self.delivery.take_complete();
+        self.completed(done);
+    }
+
+    fn on_connect(&mut self) {
+        self.publish_control("online");
+        // Every connection: a clean session or a restarted broker has
+        // forgotten the subscription.
+        if let Some(status) = &self.status_topic {
+            let _ = self.client.try_subscribe(status.clone(), QoS::AtLeastOnce);
+        }
+    }
+
+    fn on_message(&self, p: &Publish) {
+        if self.status_topic.as_deref() == Some(p.topic.as_str())
+            && p.payload.trim_ascii() == BIRTH_PAYLOAD
+        {
+            info!("Home Assistant is online; publishing discovery again");
+            let _ = self.births.send(());
+        }
+    }
+
+    fn say_goodbye(&mut self) {
+        self.saying_goodbye = true;
+        if self.is_connected() {
+            self.publish_control("offline");
+            let _ = self.client.try_disconnect();
+        }
+    }
+
+    fn publish_control(&mut self, state: &'static str) {
+        let topic = self.topics.bridge_state();
+        if self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, true, state)
+            .is_ok()
+        {
+            self.delivery.control();
+        }
+    }
+
+    /// Records the broker now holds: latency, the delivered mark, the
+    /// messages set aside, and the delete to come.
+    fn completed(&mut self, done: Vec<Done>) {
+        if done.is_empty() {
+            return;
+        }
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for d in &done {
+            let r = &d.record;
+            if r.webhook {
+                let ms = now_ms.saturating_sub(r.accepted_at_ms);
+                self.stats
+                    .publish_latency
+                    .observe(Duration::from_millis(ms));
+            }
+            for (idx, why) in &d.parked {
+                let m = &r.messages[*idx];
+                error!(
+                    topic = %m.topic,
+                    bytes = crate::mqtt::delivery::packet_size(m),
+                    reason = why.name(),
+                    "The broker does not take this message: set aside in the outbox (see /api/bridge; retry with POST /api/bridge/parked/retry)"
+                );
+                self.to_park.push(Parked {
+                    seq: r.seq,
+                    accepted_at_ms: r.accepted_at_ms,
+                    parked_at_ms: now_ms,
+                    reason: why.name().to_owned(),
+                    message: m.clone(),
+                });
+            }
+        }
+        let records: Vec<&Record> = done.iter().map(|d| &d.record).collect();
+        self.outbox.delivered(records.iter().copied());
+        if let Some(last) = records.last() {
+            self.delivered.send_replace(last.seq + 1);
+        }
+        self.to_delete.extend(records.iter().map(|r| r.seq));
+        self.delete_since
+            .get_or_insert_with(tokio::time::Instant::now);
+    }
+
+    fn update_oldest(&self) {
+        let oldest = self.delivery.oldest_accepted_ms().unwrap_or(0);
+        self.stats
+            .oldest_accepted_ms
+            .store(oldest, Ordering::Relaxed);
+    }
+
+    /// When the next batch of deletes is due, if any is waiting.
+    fn delete_at(&self) -> Option<tokio::time::Instant> {
+        self.delete_since.map(|since| {
+            if self.deleting.as_ref().is_some_and(|d| !d.is_finished()) {
+                // Looked at again shortly, once the running delete is done.
+                tokio::time::Instant::now() + DELETE_DELAY / 10
+            } else {
+                since + DELETE_DELAY
+            }
+        })
+    }
+
+    /// Deletes delivered records in the background, one batch at a time,
+    /// each batch durably and together with the messages it set aside: a
+    /// crash then delivers again at most the last [`DELETE_DELAY`] of
+    /// records. `last` (at shutdown, with no delete running) takes the rest.
+    fn flush_deletes(&mut self, last: bool) {
+        let busy = self.deleting.as_ref().is_some_and(|d| !d.is_finished());
+        let due = self.to_delete.len() >= DELETE_BATCH
+            || self
+                .delete_since
+                .is_some_and(|since| since.elapsed() >= DELETE_DELAY);
+        if !last && (busy || !due) {
+            return;
+        }
+        let take = if last {
+            self.to_delete.len()
+        } else {
+            self.to_delete.len().min(DELETE_BATCH)
+        };
+        let seqs: Vec<u64> = self.to_delete.drain(..take).collect();
+        self.delete_since = (!self.to_delete.is_empty()).then(tokio::time::Instant::now);
+        if seqs.is_empty() {
+            return;
+        }
+        // Parked messages go with the delete of their own record.
+        let upto = seqs.last().copied().unwrap_or(0);
+        let split = self.to_park.partition_point(|p| p.seq <= upto);
+        let parked: Vec<Parked> = self.to_park.drain(..split).collect();
+        let outbox = self.outbox.clone();
+        self.deleting = Some(tokio::task::spawn_blocking(move || {
+            if let Err(e) = outbox.remove(&seqs, &parked) {
+                error!(error = %e, "Could not delete delivered records; they will be delivered again after a restart");
+            }
+        }));
+    }
+}
