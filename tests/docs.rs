@@ -2,7 +2,8 @@
 //! ARCHITECTURE.md, CHANGELOG.md and docs/*.md leads to a file that exists
 //! (and, for a `#anchor`, to a heading in it), and docs/configuration.md
 //! documents exactly the keys of the config struct, with their defaults and
-//! environment variables.
+//! environment variables. Module docs in src/ cite these pages, and each
+//! citation leads to a page (and heading) that exists.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -200,6 +201,65 @@ fn the_link_checker_finds_what_is_broken() {
     assert!(broken[1].contains("#nope") && broken[2].contains("#nope"));
 }
 
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("src/ is readable") {
+        let path = entry.expect("src/ is readable").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The `docs/<page>.md` and `docs/<page>.md#anchor` citations in a text.
+fn citations(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("docs/") {
+        let cited: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || "/-_.#".contains(*c))
+            .collect();
+        let cited = cited.trim_end_matches('.').to_owned();
+        if cited.contains(".md") {
+            out.push(cited.clone());
+        }
+        rest = &rest[at + cited.len().max(5)..];
+    }
+    out
+}
+
+#[test]
+fn module_docs_cite_pages_that_exist() {
+    let mut files = Vec::new();
+    rust_files(&repo("src"), &mut files);
+    let mut wrong = Vec::new();
+    let mut cited = 0;
+    for file in &files {
+        let text = read(file);
+        if text.contains("DESIGN.md") {
+            wrong.push(format!(
+                "{}: cites DESIGN.md, which is not in the repository; cite a docs/ page",
+                file.display()
+            ));
+        }
+        for citation in citations(&text) {
+            cited += 1;
+            let (page, anchor) = citation.split_once('#').unwrap_or((citation.as_str(), ""));
+            let path = repo(page);
+            if !path.is_file() {
+                wrong.push(format!("{}: `{citation}`: no such page", file.display()));
+            } else if !anchor.is_empty() && !anchors(&read(&path)).contains(anchor) {
+                wrong.push(format!("{}: `{citation}`: no such heading", file.display()));
+            }
+        }
+    }
+    assert!(cited > 0, "the module docs cite the docs/ pages");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 /// Every leaf of the config tree as a dotted key (`http.listen`,
 /// `printers."<id>".alias`) with its default value.
 fn config_keys() -> BTreeMap<String, Value> {
@@ -355,7 +415,9 @@ fn the_configuration_check_fails_both_ways() {
         .collect();
     let wrong = mismatches(&keys, &documented_keys(&without));
     assert!(
-        wrong.iter().any(|w| w.contains("`http.listen` is a key of Config")),
+        wrong
+            .iter()
+            .any(|w| w.contains("`http.listen` is a key of Config")),
         "{wrong:?}"
     );
     // A key the page documents but the struct lacks, and a wrong default.
@@ -364,14 +426,22 @@ fn the_configuration_check_fails_both_ways() {
         "\n| `http.no_such_key` | `1` | `PRINT2MQTT_HTTP__NO_SUCH_KEY` | 1 | gone |\n\n### `[mqtt]`",
         1,
     );
-    let extra = extra.replacen("| `http.max_json_depth` | `64` |", "| `http.max_json_depth` | `65` |", 1);
+    let extra = extra.replacen(
+        "| `http.max_json_depth` | `64` |",
+        "| `http.max_json_depth` | `65` |",
+        1,
+    );
     let wrong = mismatches(&keys, &documented_keys(&extra));
     assert!(
-        wrong.iter().any(|w| w.contains("`http.no_such_key` is documented but")),
+        wrong
+            .iter()
+            .any(|w| w.contains("`http.no_such_key` is documented but")),
         "{wrong:?}"
     );
     assert!(
-        wrong.iter().any(|w| w.contains("`http.max_json_depth` default")),
+        wrong
+            .iter()
+            .any(|w| w.contains("`http.max_json_depth` default")),
         "{wrong:?}"
     );
 }
