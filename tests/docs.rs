@@ -148,13 +148,14 @@ fn broken_links(file: &Path) -> Vec<String> {
             out.push(format!("{at}: {} does not exist", resolved.display()));
             continue;
         }
-        if !anchor.is_empty() && resolved.extension().is_some_and(|x| x == "md") {
-            if !anchors(&read(&resolved)).contains(anchor) {
-                out.push(format!(
-                    "{at}: no heading with anchor #{anchor} in {}",
-                    resolved.display()
-                ));
-            }
+        if !anchor.is_empty()
+            && resolved.extension().is_some_and(|x| x == "md")
+            && !anchors(&read(&resolved)).contains(anchor)
+        {
+            out.push(format!(
+                "{at}: no heading with anchor #{anchor} in {}",
+                resolved.display()
+            ));
         }
     }
     out
