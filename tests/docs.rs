@@ -446,3 +446,17 @@ fn the_configuration_check_fails_both_ways() {
         "{wrong:?}"
     );
 }
+
+#[test]
+fn readme_and_architecture_stay_short() {
+    let readme = read(&repo("README.md")).lines().count();
+    assert!(
+        readme <= 250,
+        "README.md has {readme} lines; keep it to 250 and move detail to docs/"
+    );
+    let architecture = read(&repo("ARCHITECTURE.md")).lines().count();
+    assert!(
+        architecture <= 120,
+        "ARCHITECTURE.md has {architecture} lines; it fits one page"
+    );
+}
