@@ -1,4 +1,4 @@
-//! Webhook authentication (DESIGN.md §7): the expected secret per printer,
+//! Webhook authentication (docs/senders.md): the expected secret per printer,
 //! constant-time comparison, and the local-network rule when no secret is set.
 
 use std::net::IpAddr;

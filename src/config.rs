@@ -1,6 +1,6 @@
 //! The typed configuration tree, its figment layering (defaults < TOML file <
 //! add-on options < `PRINT2MQTT_*` environment) and validation that names the
-//! key and the file or variable a bad value came from (DESIGN.md §7).
+//! key and the file or variable a bad value came from (docs/configuration.md).
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,4 +1,5 @@
-//! The normalized event: one shape for every webhook dialect (DESIGN.md §3).
+//! The normalized event: one shape for every webhook dialect
+//! (docs/mqtt-topics.md#normalized-event).
 //!
 //! Nothing here knows a vendor format; `ingest` builds an [`Event`] and every
 //! later stage (state, topics, discovery) reads only this.
@@ -33,7 +34,7 @@ pub enum EventKind {
     Unknown,
 }
 
-/// The printer state a `state` topic can carry (DESIGN.md §4).
+/// The printer state a `state` topic can carry (docs/mqtt-topics.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
     Idle,
@@ -75,7 +76,7 @@ const fn row(
 use EventKind as K;
 use Status as S;
 
-/// The state mapping of DESIGN.md §4 as data. `test` and `unknown` change
+/// The state mapping of docs/mqtt-topics.md as data. `test` and `unknown` change
 /// nothing; the values of every other event are published.
 const KINDS: [KindRow; 19] = [
     row(K::Started, "started", Some(S::Printing), Some(false), true),
@@ -136,7 +137,7 @@ const KINDS: [KindRow; 19] = [
 ];
 
 impl EventKind {
-    /// Every kind, in the order of DESIGN.md §3.
+    /// Every kind, in the order of docs/mqtt-topics.md#event-names.
     pub const ALL: [EventKind; 19] = {
         let mut all = [EventKind::Unknown; 19];
         let mut i = 0;

@@ -1,4 +1,4 @@
-//! Printer slugs: the one topic level a printer gets (DESIGN.md §4). No
+//! Printer slugs: the one topic level a printer gets (docs/mqtt-topics.md#printer-slugs). No
 //! webhook content can produce `/`, `+`, `#` or NUL here, and two printer ids
 //! never share a slug.
 

@@ -1,5 +1,5 @@
 //! Per-printer state and the pure rule that turns an event into the retained
-//! values it changes (DESIGN.md §4): `apply(state, event) -> changes`.
+//! values it changes (docs/mqtt-topics.md#rules): `apply(state, event) -> changes`.
 
 mod latest;
 

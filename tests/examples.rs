@@ -366,15 +366,15 @@ fn the_systemd_unit_keeps_the_outbox_in_its_state_directory() {
         .map(|e| e.split_once('=').unwrap())
         .collect();
     assert!(env.contains(&("PRINT2MQTT_STORAGE__DATA_DIR", "/var/lib/print2mqtt")));
-    // README's install steps put the binary and the file where the unit
+    // The install page's steps put the binary and the file where the unit
     // expects them.
-    let readme = read("README.md");
+    let readme = read("docs/install.md");
     for step in [
         "sudo install -m 0755 target/release/print2mqtt /usr/local/bin/print2mqtt",
         "sudo install -D -m 0644 config/print2mqtt.toml /etc/print2mqtt/print2mqtt.toml",
         "sudo install -m 0644 examples/print2mqtt.service /etc/systemd/system/",
     ] {
-        assert!(readme.contains(step), "README: {step}");
+        assert!(readme.contains(step), "docs/install.md: {step}");
     }
     // The unit's command line and environment are a valid configuration.
     let mut cmd = bin();

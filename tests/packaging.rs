@@ -1,5 +1,5 @@
 //! Docker packaging checked without a Docker engine: the Dockerfile's build
-//! and run settings against README and the binary, the compose file against
+//! and run settings against docs/install.md and the binary, the compose file against
 //! its Mosquitto config, and that config against a real Mosquitto.
 //! (scripts/check-packaging.sh adds hadolint, `docker-compose config` and a
 //! release build of the Dockerfile's own build command.)
@@ -90,10 +90,10 @@ fn the_dockerfile_builds_with_the_readme_command_and_runs_unprivileged() {
     assert_eq!(run.len(), 1, "{run:?}");
     let build = run[0].split("&&").next().unwrap().trim();
     assert_eq!(build, "cargo build --release --locked");
-    let readme = read("README.md");
+    let readme = read("docs/install.md");
     assert!(
         readme.contains(&format!("\n{build}\n")),
-        "README shows the Dockerfile's build command `{build}`"
+        "docs/install.md shows the Dockerfile's build command `{build}`"
     );
     let docker_build = "docker build -f docker/Dockerfile -t print2mqtt .";
     assert!(text.contains(docker_build) && readme.contains(docker_build));

@@ -15,7 +15,7 @@ const RANGES: [(&str, u64, u64, &str); 8] = [
     ("http.max_body_bytes", KIB, GIB, "bytes"),
     ("http.max_multipart_bytes", KIB, GIB, "bytes"),
     // Never below 64 KiB: OctoEverywhere's relay resends a body that got
-    // 431 without any headers (DESIGN.md §6).
+    // 431 without any headers (docs/http-api.md).
     ("http.max_header_bytes", 64 * KIB, 1024 * KIB, "bytes"),
     ("http.header_timeout_secs", 1, 3600, "seconds"),
     ("http.body_timeout_secs", 1, 3600, "seconds"),

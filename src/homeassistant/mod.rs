@@ -1,4 +1,4 @@
-//! Home Assistant MQTT discovery (DESIGN.md §5): a pure function from a
+//! Home Assistant MQTT discovery (docs/home-assistant.md): a pure function from a
 //! printer's identity to its retained config messages, one file per platform,
 //! typed serde payloads sharing a flattened base.
 //!

@@ -1,4 +1,4 @@
-//! Rules Home Assistant enforces (DESIGN.md §5), checked on every config.
+//! Rules Home Assistant enforces (docs/home-assistant.md), checked on every config.
 
 use std::collections::HashSet;
 

@@ -1,4 +1,4 @@
-//! The JSON API behind the status page (README "JSON API"): printers, one
+//! The JSON API behind the status page (docs/http-api.md#json-api): printers, one
 //! printer and its snapshot, the recent-webhooks log, the bridge's health,
 //! the setup panel, the "send test event" button, and `/metrics`.
 

@@ -1,5 +1,5 @@
 //! `GET /api/appconnection`: the OctoEverywhere App Connection registration
-//! state of every printer with an `app_token` (DESIGN.md §9), callback URLs
+//! state of every printer with an `app_token` (docs/http-api.md#app-connection), callback URLs
 //! redacted.
 
 use http::StatusCode;

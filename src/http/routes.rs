@@ -1,4 +1,4 @@
-//! Request routing: which path and method reach which handler (DESIGN.md §6).
+//! Request routing: which path and method reach which handler (docs/http-api.md).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 
-/// The plugin's "get all data" template (docs/octoprint.md).
+/// The plugin's "get all data" template (docs/senders.md#setting-up-the-plugin).
 pub const OCTOPRINT_TEMPLATE: &str = r#"{
   "deviceIdentifier": "@deviceIdentifier",
   "apiSecret": "@apiSecret",

@@ -135,7 +135,7 @@ impl IngestError {
         }
     }
 
-    /// The HTTP status this error is answered with (DESIGN.md §6).
+    /// The HTTP status this error is answered with (docs/http-api.md#webhook-answers).
     pub fn status(&self) -> StatusCode {
         match self {
             IngestError::MediaType(_) | IngestError::WrongEncoding(..) => {

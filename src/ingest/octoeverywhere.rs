@@ -1,5 +1,5 @@
 //! The OctoEverywhere dialect: cloud service, LAN plugin and App Connection
-//! callbacks all send the same JSON object (DESIGN.md §2).
+//! callbacks all send the same JSON object (docs/senders.md).
 
 use serde_json::{Map, Value};
 

@@ -1,4 +1,4 @@
-//! The OctoPrint-Webhooks dialect (DESIGN.md §2). The body is whatever data
+//! The OctoPrint-Webhooks dialect (docs/senders.md). The body is whatever data
 //! template the user typed into the plugin, so every field is optional and a
 //! field of the wrong type is dropped, never a 400. `topic` decides the
 //! event; the state flags, which lag it, are never read.

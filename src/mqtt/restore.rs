@@ -1,4 +1,4 @@
-//! Reads the bridge's own retained topics back (DESIGN.md §8): at start, so a
+//! Reads the bridge's own retained topics back (docs/reliability.md): at start, so a
 //! restart restores per-printer state and knows which discovery configs the
 //! broker already holds; and for `remove-printer`.
 

@@ -1,5 +1,6 @@
 //! The only place a topic string is built: the bridge's own topics
-//! (DESIGN.md §4) and Home Assistant's discovery config topics (§5).
+//! (docs/mqtt-topics.md) and Home Assistant's discovery config topics
+//! (docs/home-assistant.md).
 
 use crate::state::Field;
 
@@ -12,7 +13,7 @@ pub struct Topics {
 /// The retained `last_event` leaf and the non-retained `event` stream leaf.
 pub const LAST_EVENT: &str = "last_event";
 pub const EVENT: &str = "event";
-/// The retained App Connection registration state leaf (DESIGN.md §9).
+/// The retained App Connection registration state leaf (docs/mqtt-topics.md).
 pub const APP_CONNECTION: &str = "app_connection";
 
 /// Leaves under `<base>/bridge/`: connection state (`online`/`offline`),

@@ -1,4 +1,4 @@
-//! OctoEverywhere's App Connection API (DESIGN.md §9): what the bridge sends
+//! OctoEverywhere's App Connection API (docs/senders.md): what the bridge sends
 //! for one printer (its callback URL carrying the secret, its event filter)
 //! and [`classify`], the pure rule that turns an answer into an [`Outcome`].
 //! The HTTP side is in [`super::client`].
@@ -299,7 +299,7 @@ fn suffix(message: &str) -> String {
     }
 }
 
-/// Classifies OctoEverywhere's answer to `call` (DESIGN.md §9 and
+/// Classifies OctoEverywhere's answer to `call` (docs/senders.md and
 /// OctoEverywhere's error codes). A registration's 2xx body echoes the
 /// saved URL and filter; they must be what `connection` sent.
 pub fn classify(call: Call, status: u16, body: &[u8], connection: &Connection) -> Outcome {

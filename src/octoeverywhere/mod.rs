@@ -1,4 +1,4 @@
-//! OctoEverywhere App Connection registration (DESIGN.md §9): for every
+//! OctoEverywhere App Connection registration (docs/senders.md): for every
 //! printer with an `app_token`, the bridge registers its own callback URL
 //! with OctoEverywhere at start, every `renew_days` and on demand, and keeps
 //! the outcome in a shared [`Registrations`] table (status API, Home

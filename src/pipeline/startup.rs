@@ -1,4 +1,4 @@
-//! The start-up comparison of discovery configs (DESIGN.md §5: unchanged
+//! The start-up comparison of discovery configs (docs/home-assistant.md: unchanged
 //! configs are not republished). The broker's retained configs are checked
 //! one at a time as they arrive against the table's rendering of the same
 //! device, so neither side is ever held whole: with 10,000 printers that is
