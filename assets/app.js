@@ -170,6 +170,12 @@ function renderBridge() {
   $("outbox").textContent = depth === 0 ? "empty" :
     `${depth}${bridge.oldest_age_secs ? ` (oldest ${duration(bridge.oldest_age_secs)})` : ""}`;
   $("uptime").textContent = duration((now() - Date.parse(bridge.started_at)) / 1000);
+  const trouble = [];
+  if (bridge.storage_fault) trouble.push(`Storage failing: ${bridge.storage_fault}`);
+  if (bridge.parked) trouble.push(`${bridge.parked} message(s) the broker refused, set aside`);
+  if (bridge.snapshots_dropped) trouble.push(`${bridge.snapshots_dropped} snapshot(s) too large for the broker left out`);
+  $("delivery-trouble").textContent = trouble.join(" · ");
+  $("delivery-trouble").hidden = trouble.length === 0;
 }
 
 function tick() {
