@@ -28,7 +28,7 @@ use crate::outbox::Record;
 
 /// Times a message may be the only one outstanding when a connection dies
 /// before it is set aside as one the broker refuses.
-pub const STRIKES: u8 = 5;
+pub const STRIKES: u8 = 3;
 
 /// What a publish request carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -149,9 +149,10 @@ pub struct Delivery {
     bytes: usize,
     /// The largest packet the broker takes.
     max_packet: usize,
-    /// Messages still to send one at a time after a lost connection, so the
-    /// one a broker refuses can be told from the rest.
-    careful: usize,
+    /// After a lost connection, messages up to this one (the last that was
+    /// outstanding) go one at a time, so the one a broker refuses can be
+    /// told from the rest.
+    careful_until: Option<(u64, usize)>,
     /// Connections lost while a message was the only one outstanding.
     strikes: HashMap<(u64, usize), u8>,
 }
@@ -167,7 +168,7 @@ impl Delivery {
             messages: 0,
             bytes: 0,
             max_packet,
-            careful: 0,
+            careful_until: None,
             strikes: HashMap::new(),
         }
     }
@@ -198,9 +199,13 @@ impl Delivery {
                 tracked.settle(m, Fate::Parked(ParkReason::TooLarge));
                 continue;
             }
+            let at = (tracked.record.seq, m);
+            if self.careful_until.is_some_and(|until| at > until) {
+                self.careful_until = None;
+            }
             self.fifo.push_back(Tag::Msg {
-                seq: tracked.record.seq,
-                idx: m,
+                seq: at.0,
+                idx: at.1,
             });
             return Some(message.clone());
         }
@@ -232,7 +237,6 @@ impl Delivery {
             .remove(&pkid)
             .ok_or(Anomaly::UnknownAck(pkid))?;
         if let Tag::Msg { seq, idx } = tag {
-            self.careful = self.careful.saturating_sub(1);
             self.strikes.remove(&(seq, idx));
             if let Some(t) = self.find(seq) {
                 t.settle(idx, Fate::Acked);
@@ -258,12 +262,20 @@ impl Delivery {
             (Some(only), None) => Some(only),
             _ => None,
         };
-        let outstanding = self.outstanding_messages();
+        let last_out = self
+            .fifo
+            .iter()
+            .chain(self.inflight.values())
+            .filter_map(|t| match t {
+                Tag::Msg { seq, idx } => Some((*seq, *idx)),
+                Tag::Control => None,
+            })
+            .max();
+        self.careful_until = self.careful_until.max(last_out);
         self.fifo.clear();
         self.inflight.clear();
         self.cursor = (0, 0);
         self.records.iter_mut().for_each(Tracked::reopen);
-        self.careful = self.careful.max(outstanding.max(1));
         if let Some((seq, idx)) = suspect {
             let strikes = self.strikes.entry((seq, idx)).or_default();
             *strikes += 1;
@@ -280,21 +292,17 @@ impl Delivery {
     /// How many more requests the client may take now: one at a time
     /// while being careful after a lost connection, else up to `window`.
     pub fn room(&self, window: usize) -> usize {
-        let limit = if self.careful > 0 { 1 } else { window };
+        let limit = if self.careful_until.is_some() {
+            1
+        } else {
+            window
+        };
         limit.saturating_sub(self.fifo.len() + self.inflight.len())
     }
 
     /// Requests not yet acknowledged (the publishing window in use).
     pub fn outstanding(&self) -> usize {
         self.fifo.len() + self.inflight.len()
-    }
-
-    fn outstanding_messages(&self) -> usize {
-        self.fifo
-            .iter()
-            .chain(self.inflight.values())
-            .filter(|t| matches!(t, Tag::Msg { .. }))
-            .count()
     }
 
     /// How many messages of incomplete records are held.

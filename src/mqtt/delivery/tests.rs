@@ -223,7 +223,7 @@ fn a_loss_with_several_messages_outstanding_strikes_none() {
     for _ in 0..STRIKES * 2 {
         // Sent as a pair (the window allows it on the first connection
         // only; later ones are careful, so force the pair by hand).
-        d.careful = 0;
+        d.careful_until = None;
         send_all(&mut d, 1);
         assert!(d.connection_lost().is_empty());
     }
@@ -231,7 +231,7 @@ fn a_loss_with_several_messages_outstanding_strikes_none() {
 }
 
 #[test]
-fn careful_mode_ends_once_the_suspects_are_acked() {
+fn careful_mode_covers_the_messages_outstanding_at_the_loss() {
     let mut d = Delivery::new(NO_LIMIT);
     d.push(record(1, 3));
     d.push(record(2, 3));
@@ -246,7 +246,20 @@ fn careful_mode_ends_once_the_suspects_are_acked() {
         d.sent(pkid).unwrap();
         d.acked(pkid).unwrap();
     }
-    assert_eq!(d.room(1000), 1000);
+    assert_eq!(d.next_message().unwrap().topic, "p/2/0");
+    assert_eq!(d.room(1000), 999, "past them, the window opens");
+    assert_eq!(d.next_message().unwrap().topic, "p/2/1");
+    d.sent(4).unwrap();
+    d.sent(5).unwrap();
+    d.connection_lost();
+    for (pkid, topic) in [(1, "p/2/0"), (2, "p/2/1")] {
+        assert_eq!(d.room(1000), 1, "{topic} alone");
+        assert_eq!(d.next_message().unwrap().topic, topic);
+        d.sent(pkid).unwrap();
+        d.acked(pkid).unwrap();
+    }
+    assert_eq!(d.next_message().unwrap().topic, "p/2/2");
+    assert_eq!(d.room(1000), 999, "past them, the window opens again");
 }
 
 #[test]
