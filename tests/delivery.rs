@@ -8,7 +8,6 @@ mod common;
 #[allow(dead_code)]
 mod expected;
 #[path = "octoprint/recording.rs"]
-#[allow(dead_code)]
 mod recording;
 
 use std::process::Command;
