@@ -22,6 +22,8 @@ use crate::mqtt::{self, BrokerUrl, Role, embedded, restore};
 use crate::octoeverywhere::{self, Registrations};
 use crate::outbox::Outbox;
 use crate::pipeline::{self, ConfigCheck, Pipeline, Printers, Start, retained_of};
+use crate::snapshots::Snapshots;
+use crate::state::Field;
 use crate::supervisor;
 
 /// How long start-up waits for the broker's retained state.
@@ -121,13 +123,17 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         let id = format!("{}-restore-{}", config.mqtt.client_id, Ulid::generate());
         mqtt::options(&config, &url, &id, Role::Reader)
     };
+    let snapshots = Snapshots::new(&config.storage.data_dir);
     let state_filter = [topics.all_printers()];
     let state = restore::for_each_retained(
         reader()?,
         &topics,
         &state_filter,
         RESTORE_TIMEOUT,
-        |topic, payload| printers.restore_one(&topics, &topic, &payload),
+        |topic, payload| {
+            keep_snapshot(&snapshots, &topics, &topic, &payload);
+            printers.restore_one(&topics, &topic, &payload);
+        },
     );
     let mut reachable = true;
     match state.await {
@@ -142,9 +148,11 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         let outbox = outbox.clone();
         let mut table = printers;
         let topics = topics.clone();
+        let snapshots = snapshots.clone();
         printers = tokio::task::spawn_blocking(move || {
             outbox.for_each_pending(|record| {
                 for (topic, payload) in retained_of(record) {
+                    keep_snapshot(&snapshots, &topics, topic, payload);
                     table.restore_one(&topics, topic, payload);
                 }
             })?;
@@ -208,6 +216,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         births,
         startup,
         max_packet,
+        snapshots,
     });
 
     let listener = http::bind(&config.http)
@@ -352,6 +361,19 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A retained snapshot read back at start goes to disk, for the status
+/// page (the bridge does not hold snapshots in memory).
+fn keep_snapshot(snapshots: &Snapshots, topics: &Topics, topic: &str, payload: &[u8]) {
+    let snapshot = Field::Snapshot.leaf();
+    if let Some((slug, leaf)) = topics.parse_printer(topic)
+        && leaf == snapshot
+        && !payload.is_empty()
+        && let Err(e) = snapshots.write(slug, payload)
+    {
+        warn!(printer = %slug, error = %e, "Could not keep the restored snapshot for the status page");
     }
 }
 

@@ -41,6 +41,7 @@ pub mod outbox;
 pub mod pipeline;
 pub mod simulate;
 pub mod slug;
+pub mod snapshots;
 pub mod state;
 pub mod supervisor;
 pub mod tls;

@@ -27,6 +27,7 @@ use crate::mqtt::topics::{
 use crate::octoeverywhere::AppState;
 use crate::outbox::{Outbox, Record};
 use crate::slug::Slugs;
+use crate::snapshots::Snapshots;
 use crate::state::{Field, PrinterState};
 
 mod startup;
@@ -479,6 +480,8 @@ pub struct Start {
     pub births: mpsc::UnboundedReceiver<()>,
     /// The largest packet the broker takes (`mqtt.max_packet_bytes`).
     pub max_packet: usize,
+    /// Where each printer's last snapshot is kept.
+    pub snapshots: Snapshots,
     /// Committed and published before any webhook (version, changed configs).
     pub startup: Vec<Message>,
 }
@@ -493,6 +496,7 @@ impl Pipeline {
         let snapshots_dropped = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             max_packet: start.max_packet,
+            snapshots: start.snapshots,
             snapshots_dropped: snapshots_dropped.clone(),
             changes: changes.clone(),
             printers: printers.clone(),
@@ -582,6 +586,7 @@ struct Writer {
     printers: Arc<RwLock<Printers>>,
     /// The largest packet the broker takes.
     max_packet: usize,
+    snapshots: Snapshots,
     snapshots_dropped: Arc<AtomicU64>,
     changes: broadcast::Sender<TableChange>,
     topics: Topics,
@@ -609,6 +614,8 @@ struct Batch {
     clear_later: Vec<(String, Vec<Message>)>,
     undo: Undo,
     retry: Vec<Answer<usize>>,
+    /// Snapshots to keep once the batch is stored, in order.
+    snapshots: Vec<(String, Bytes)>,
 }
 
 impl Writer {
@@ -766,6 +773,9 @@ impl Writer {
             return Err(refusal);
         }
         b.undo.merge(undo);
+        if let Some(jpeg) = &event.snapshot {
+            b.snapshots.push((slug.clone(), jpeg.clone()));
+        }
         *pending = (pending.0 + 1, pending.1 + bytes);
         let index = b.messages.len() as u64;
         b.messages.push((messages, true));
@@ -781,6 +791,7 @@ impl Writer {
             clear_later,
             undo,
             retry,
+            snapshots,
         } = batch;
         let first = if messages.is_empty() {
             Ok(self.next_seq)
@@ -788,6 +799,13 @@ impl Writer {
             self.commit(messages).await
         };
         let stored = first.is_ok();
+        let removed = replies.iter().filter_map(|r| match r {
+            Reply::Removed(_, Some(slug)) => Some(slug.clone()),
+            _ => None,
+        });
+        if stored {
+            self.keep_snapshots(snapshots, removed.collect()).await;
+        }
         if !retry.is_empty() {
             let answer = self.retry_parked().await;
             for done in retry {
@@ -832,6 +850,26 @@ impl Writer {
     /// Tells status-page readers; nobody listening is fine.
     fn announce(&self, change: TableChange) {
         let _ = self.changes.send(change);
+    }
+
+    /// Writes the batch's snapshots and forgets removed printers' (for the
+    /// status page; the broker has its own copy, so a failure only logs).
+    async fn keep_snapshots(&self, snapshots: Vec<(String, Bytes)>, removed: Vec<String>) {
+        if snapshots.is_empty() && removed.is_empty() {
+            return;
+        }
+        let store = self.snapshots.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for (slug, jpeg) in snapshots {
+                if let Err(e) = store.write(&slug, &jpeg) {
+                    warn!(printer = %slug, error = %e, "Could not keep the snapshot for the status page");
+                }
+            }
+            for slug in removed {
+                store.remove(&slug);
+            }
+        })
+        .await;
     }
 
     /// Moves the parked messages back into the outbox as one record and

@@ -221,6 +221,7 @@ async fn snapshot_from_a_multipart_webhook() {
     let img = request(addr, "GET", &format!("/{url}"), &[], Vec::new()).await;
     assert_eq!(img.status, 200);
     assert_eq!(img.headers["content-type"], "image/jpeg");
+    assert_eq!(img.headers["cache-control"], "no-store");
     assert_eq!(img.body.len(), String::from_utf8_lossy(JPEG).len());
     let none = get(addr, "/api/printers/nobody/snapshot").await;
     assert_eq!(none.status, 404);

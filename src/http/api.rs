@@ -40,8 +40,8 @@ pub fn printer_json(shared: &Shared, slug: &str, s: &PrinterState) -> Value {
         .or(s.name.as_deref())
         .unwrap_or(&s.printer_id);
     let snapshot = l
-        .get(Field::Snapshot)
-        .map(|_| format!("api/printers/{slug}/snapshot?rev={}", l.snapshot_rev));
+        .snapshot
+        .then(|| format!("api/printers/{slug}/snapshot?rev={}", l.snapshot_rev));
     json!({
         "printer": slug,
         "printer_id": s.printer_id,
@@ -88,16 +88,29 @@ pub fn printer(shared: &Shared, printer: &str) -> Reply {
     }
 }
 
-/// `GET /api/printers/<p>/snapshot`: the last JPEG, if one arrived.
-pub fn snapshot(shared: &Shared, printer: &str) -> Reply {
-    let table = read(shared);
-    let jpeg = find(&table, printer).and_then(|(_, s)| s.latest.get(Field::Snapshot).cloned());
+/// `GET /api/printers/<p>/snapshot`: the last JPEG, if one arrived (read
+/// from disk: snapshots are not held in memory).
+pub async fn snapshot(shared: &Shared, printer: &str) -> Reply {
+    let slug = {
+        let table = read(shared);
+        find(&table, printer)
+            .filter(|(_, s)| s.latest.snapshot)
+            .map(|(slug, _)| slug.to_owned())
+    };
+    let store = crate::snapshots::Snapshots::new(&shared.config.storage.data_dir);
+    let jpeg = match slug {
+        Some(slug) => tokio::task::spawn_blocking(move || store.read(&slug))
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
     match jpeg {
         Some(jpeg) => {
             let mut r = reply::bytes(StatusCode::OK, "image/jpeg", jpeg);
             r.headers_mut().insert(
                 header::CACHE_CONTROL,
-                header::HeaderValue::from_static("private, max-age=3600"),
+                header::HeaderValue::from_static("no-store"),
             );
             r
         }

@@ -119,7 +119,7 @@ async fn api_route(
             return reply::error(StatusCode::BAD_REQUEST, "printer is not valid UTF-8");
         };
         return match (snapshot, method) {
-            (true, _) if get => api::snapshot(shared, &printer),
+            (true, _) if get => api::snapshot(shared, &printer).await,
             (true, _) => reply::method_not_allowed("GET"),
             (false, &Method::DELETE) => api::remove_printer(shared, &printer).await,
             (false, _) if get => api::printer(shared, &printer),

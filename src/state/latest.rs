@@ -28,6 +28,9 @@ pub struct Latest {
     pub last_event: Option<LastEvent>,
     /// Counts snapshot changes, so a page can tell a new image from the old.
     pub snapshot_rev: u64,
+    /// True while a snapshot is kept; the JPEG itself is on disk
+    /// (`snapshots.rs`), never held here.
+    pub snapshot: bool,
 }
 
 impl Latest {
@@ -58,7 +61,8 @@ impl Latest {
             .filter(|s| !s.is_empty())
     }
 
-    /// A field's raw payload (the snapshot JPEG); `None` when unknown or empty.
+    /// A field's raw payload; `None` when unknown or empty, and always for
+    /// the snapshot (see [`Latest::snapshot`]).
     pub fn get(&self, field: Field) -> Option<&Bytes> {
         self.values[field as usize]
             .as_ref()
@@ -68,6 +72,8 @@ impl Latest {
     fn set(&mut self, field: Field, payload: Bytes) {
         if field == Field::Snapshot {
             self.snapshot_rev += 1;
+            self.snapshot = !payload.is_empty();
+            return;
         }
         self.values[field as usize] = Some(payload);
     }
@@ -117,7 +123,8 @@ mod tests {
             None,
             "an empty value is no value"
         );
-        assert_eq!(r.latest.get(Field::Snapshot).unwrap().len(), 4);
+        assert!(r.latest.snapshot, "known to exist");
+        assert_eq!(r.latest.get(Field::Snapshot), None, "never held in memory");
         let last = r.latest.last_event.unwrap();
         assert_eq!(last.event, "paused");
         assert_eq!(last.received_at.unix_timestamp(), 1_795_428_295);
