@@ -174,7 +174,11 @@ struct Round {
     bridge: Option<Process>,
     logs: Vec<PathBuf>,
     sub: Subscriber,
+    /// A second durable subscriber to the event stream: tells a message the
+    /// bridge never published from one the checker's subscriber missed.
+    witness: Subscriber,
     msgs: Vec<Msg>,
+    plan: String,
     seen: Seen,
     sent: Vec<Sent>,
     violations: Vec<String>,
@@ -203,6 +207,17 @@ impl Round {
             &format!("faults-checker-{seed}"),
         )
         .await;
+        let witness = Subscriber::durable(
+            broker_port,
+            &format!("{BASE}/+/event"),
+            &format!("faults-witness-{seed}"),
+        )
+        .await;
+        let plan = steps
+            .iter()
+            .map(|(at, step)| format!("{step:?}@{at}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut env = Vec::new();
         if key {
             env.push((MAX_PACKET_ENV.to_owned(), webhooks::MAX_PACKET.to_string()));
@@ -222,7 +237,9 @@ impl Round {
             bridge: None,
             logs: Vec::new(),
             sub,
+            witness,
             msgs: Vec::new(),
+            plan,
             seen: Seen::default(),
             sent: Vec::new(),
             violations: Vec::new(),
@@ -394,7 +411,9 @@ impl Round {
                 "disk full ({filled} B filler): {DISK_TRIES} webhooks with 256 KiB snapshots all answered 200"
             )),
             Some(_) => {
-                let ready = request(self.addr(), "GET", "/readyz", &[], Vec::new()).await;
+                // /readyz is 503 without a broker anyway: ask it once the
+                // bridge is connected.
+                let ready = self.readyz_connected().await;
                 if ready.status != 503 {
                     self.violations.push(format!(
                         "disk full: webhooks get 503 but /readyz answered {}: {}",
@@ -427,6 +446,19 @@ impl Round {
         self.restart_bridge(true).await;
     }
 
+    /// `/readyz` once it says the broker is connected (or after
+    /// [`TIMEOUT`], as it is then).
+    async fn readyz_connected(&self) -> common::Answer {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let ready = request(self.addr(), "GET", "/readyz", &[], Vec::new()).await;
+            if ready.json()["broker"] == "connected" || Instant::now() > deadline {
+                return ready;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Reads the subscriber until every accepted webhook is delivered or
     /// [`DELIVERY`] passes.
     async fn await_deliveries(&mut self) {
@@ -456,6 +488,20 @@ impl Round {
         }
         let mut v = checker::check_answers(&self.sent);
         v.extend(checker::check_stream(&self.sent, &self.seen));
+        if !checker::all_delivered(&self.sent, &self.seen) {
+            let witness = Seen::from(&self.witness.sync().await);
+            let missing = self
+                .sent
+                .iter()
+                .filter(|s| s.accepted() && !self.seen.markers().contains(&s.hook.marker));
+            let (also, only): (Vec<_>, Vec<_>) =
+                missing.partition(|s| !witness.markers().contains(&s.hook.marker));
+            v.push(format!(
+                "of those, the witness subscriber missed {} too and saw {} (so the broker had them)",
+                also.len(),
+                only.len()
+            ));
+        }
         let retained = retained(self.broker_port, &format!("{BASE}/#")).await;
         let printers = self.hooks.printers();
         v.extend(checker::check_retained(
@@ -485,7 +531,8 @@ impl Round {
         let summary = format!(
             "seed {seed}: {} webhooks ({} accepted, {} refused, {} unanswered), {} delivered \
              ({} duplicates); faults: {} proxy armed / {} fired over {} connections, {} broker \
-             restarts, {} SIGKILLs, {} disk full, {} oversize; {:?} reconnects of the last bridge; {:.1} s",
+             restarts, {} SIGKILLs, {} disk full, {} oversize; {:?} reconnects of the last bridge; {:.1} s\n\
+             schedule: {}",
             self.sent.len(),
             count(Sent::accepted),
             count(|s| matches!(s.answer, Answer::Status(..))),
@@ -501,6 +548,7 @@ impl Round {
             self.done.oversize,
             reconnects,
             started.elapsed().as_secs_f64(),
+            self.plan,
         );
         // Stop the bridge before its tmpfs goes.
         drop(self.bridge.take());

@@ -4,6 +4,7 @@
 //! MQTT stream, mid-packet included. Faults are armed by the test (from its
 //! seeded schedule) and fire on whichever link carries the bytes.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,8 +56,9 @@ enum Link {
 
 #[derive(Default)]
 struct Shared {
-    /// The armed fault and the bytes counted towards it so far.
-    armed: Mutex<Option<(Armed, u64)>>,
+    /// Armed faults, first to fire first, with the bytes counted towards
+    /// the first so far.
+    armed: Mutex<(VecDeque<Armed>, u64)>,
     connections: AtomicU64,
     fired: AtomicU64,
 }
@@ -95,14 +97,14 @@ impl Proxy {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
 
-    /// Arms `fault`, replacing one that has not fired yet.
+    /// Arms `fault`; it fires after those armed before it.
     pub fn arm(&self, fault: Armed) {
-        *self.shared.armed.lock().unwrap() = Some((fault, 0));
+        self.shared.armed.lock().unwrap().0.push_back(fault);
     }
 
-    /// Drops a fault that has not fired yet.
+    /// Drops the faults that have not fired yet.
     pub fn disarm(&self) {
-        *self.shared.armed.lock().unwrap() = None;
+        *self.shared.armed.lock().unwrap() = (VecDeque::new(), 0);
     }
 
     /// Connections accepted so far.
@@ -127,7 +129,8 @@ impl Shared {
     /// forward before the armed fault fires, and that fault.
     fn take(&self, dir: Direction, n: usize) -> (usize, Option<Fault>) {
         let mut armed = self.armed.lock().unwrap();
-        let Some((a, counted)) = armed.as_mut() else {
+        let (queue, counted) = &mut *armed;
+        let Some(a) = queue.front() else {
             return (n, None);
         };
         if a.direction != dir {
@@ -139,7 +142,8 @@ impl Shared {
             return (n, None);
         }
         let fault = a.fault;
-        *armed = None;
+        queue.pop_front();
+        *counted = 0;
         self.fired.fetch_add(1, Ordering::Relaxed);
         // `left < n`, so it fits in usize.
         (left as usize, Some(fault))
