@@ -50,9 +50,10 @@ struct Settings {
 impl Settings {
     fn from_env() -> Settings {
         let num = |k: &str| {
-            std::env::var(k)
-                .ok()
-                .map(|v| v.parse().unwrap_or_else(|_| panic!("{k}={v}: not a number")))
+            std::env::var(k).ok().map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("{k}={v}: not a number"))
+            })
         };
         Settings {
             seed: num("FAULTS_SEED").unwrap_or_else(rand::random),
@@ -505,10 +506,7 @@ impl Round {
         let retained = retained(self.broker_port, &format!("{BASE}/#")).await;
         let printers = self.hooks.printers();
         v.extend(checker::check_retained(
-            &self.sent,
-            &self.seen,
-            &retained,
-            &printers,
+            &self.sent, &self.seen, &retained, &printers,
         ));
         if !self.kinds.connection_faults() && reconnects != Some(0) {
             v.push(format!(

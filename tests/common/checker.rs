@@ -150,7 +150,10 @@ pub fn check_stream(sent: &[Sent], seen: &Seen) -> Vec<String> {
             }
             match by_marker.get(&m) {
                 Some(s) if s.hook.printer != *printer => {
-                    out.push(format!("{printer}: event {m} belongs to {}", s.hook.printer));
+                    out.push(format!(
+                        "{printer}: event {m} belongs to {}",
+                        s.hook.printer
+                    ));
                 }
                 Some(_) => {}
                 None => out.push(format!("{printer}: event {m} was never sent")),
@@ -283,7 +286,12 @@ pub fn compare(faulty: &BTreeMap<String, Msg>, reference: &BTreeMap<String, Msg>
 
 fn describe(h: &Hook) -> String {
     match &h.snapshot {
-        Some(s) => format!("webhook {} ({}, {} B snapshot)", h.marker, h.printer, s.len()),
+        Some(s) => format!(
+            "webhook {} ({}, {} B snapshot)",
+            h.marker,
+            h.printer,
+            s.len()
+        ),
         None => format!("webhook {} ({})", h.marker, h.printer),
     }
 }
@@ -300,7 +308,10 @@ fn shorten(s: &str) -> String {
     if s.len() <= 200 {
         s.to_owned()
     } else {
-        let cut = (0..=200).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=200)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
         format!("{}…", &s[..cut])
     }
 }

@@ -249,7 +249,10 @@ impl Subscriber {
 
     /// The next message, or `None` when none arrives within `within`.
     pub async fn try_next(&mut self, within: Duration) -> Option<Msg> {
-        tokio::time::timeout(within, self.rx.recv()).await.ok().flatten()
+        tokio::time::timeout(within, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Collects messages up to and including the first on a topic ending in

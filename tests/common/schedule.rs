@@ -112,7 +112,7 @@ fn proxy_fault(rng: &mut StdRng) -> Armed {
     // PUBLISHes go to the broker, 4-byte PUBACKs come back: byte counts
     // that land anywhere in either, header or payload.
     let (direction, after_bytes) = if rng.random_ratio(7, 10) {
-        (Direction::ToBroker, rng.random_range(0..16 * 1024))
+        (Direction::ToBroker, rng.random_range(0..4096))
     } else {
         (Direction::ToClient, rng.random_range(0..256))
     };
