@@ -439,7 +439,7 @@ impl Round {
                 break why;
             }
             // The deliberate pace of a sender retrying after a 503.
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
         };
         self.violations.push(format!(
             "disk space back, but the bridge still refuses webhooks after {RECOVERY:?} ({last}); restarted it to go on"
