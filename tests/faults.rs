@@ -33,7 +33,7 @@ const MAX_PACKET_ENV: &str = "PRINT2MQTT_MQTT__MAX_PACKET_BYTES";
 /// The bridge's tmpfs: room for the outbox with a few oversize snapshots.
 const TMPFS_BYTES: u64 = 32 << 20;
 /// How long a bridge may take to deliver its backlog at the end.
-const DELIVERY: Duration = Duration::from_secs(30);
+const DELIVERY: Duration = Duration::from_secs(20);
 /// How long a bridge may take to notice that disk space is back.
 const RECOVERY: Duration = Duration::from_secs(10);
 /// Large-snapshot webhooks sent to a full disk before the test gives up
