@@ -10,13 +10,17 @@
 //! (docs/reliability-testing.md).
 
 mod common;
+#[path = "faults/disk.rs"]
+mod disk;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::checker::{self, BASE, Seen, Sent};
 use common::proxy::Proxy;
+use common::reference::{
+    BROKER_LIMIT, DELIVERY, MAX_PACKET_ENV, drained, max_packet_key_supported, metric, reference,
+};
 use common::schedule::{Kinds, Step, schedule};
 use common::tmpfs::{self, Tmpfs};
 use common::webhooks::{self, Answer, Generator, Snap};
@@ -26,14 +30,8 @@ use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use tokio::task::{JoinSet, spawn_blocking};
 
-/// The packet limit of every broker in this suite, as issue #14 found it.
-const BROKER_LIMIT: &str = "max_packet_size 1048576";
-/// The bridge's setting for it (issue #14, item 2).
-const MAX_PACKET_ENV: &str = "PRINT2MQTT_MQTT__MAX_PACKET_BYTES";
 /// The bridge's tmpfs: room for the outbox with a few oversize snapshots.
 const TMPFS_BYTES: u64 = 32 << 20;
-/// How long a bridge may take to deliver its backlog at the end.
-const DELIVERY: Duration = Duration::from_secs(20);
 /// How long a bridge may take to notice that disk space is back.
 const RECOVERY: Duration = Duration::from_secs(10);
 /// Large-snapshot webhooks sent to a full disk before the test gives up
@@ -76,18 +74,6 @@ impl Drop for SeedNote {
     }
 }
 
-/// Whether this bridge binary knows `mqtt.max_packet_bytes` (issue #14,
-/// item 2): `check-config` refuses unknown keys.
-fn max_packet_key_supported() -> bool {
-    bin()
-        .arg("check-config")
-        .env(MAX_PACKET_ENV, webhooks::MAX_PACKET.to_string())
-        .output()
-        .expect("run print2mqtt check-config")
-        .status
-        .success()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_webhooks_survive_faults() {
     let s = Settings::from_env();
@@ -100,12 +86,34 @@ async fn accepted_webhooks_survive_faults() {
         );
         kinds.oversize = false;
     }
+    let mut failed = Vec::new();
     for round in 0..s.rounds {
         let seed = s.seed.wrapping_add(round);
         let _note = SeedNote(seed);
         let report = Round::run(seed, s.webhooks, kinds, key).await;
-        report.assert_clean(&format!("round {}/{}", round + 1, s.rounds));
+        eprintln!(
+            "faults: round {}/{}: {}",
+            round + 1,
+            s.rounds,
+            report.summary
+        );
+        if !report.violations.is_empty() {
+            eprintln!("{}", report.failure("round"));
+            failed.push(report);
+        }
     }
+    // Every round runs, so a long run reports all its failing seeds.
+    assert!(
+        failed.is_empty(),
+        "{} of {} rounds failed:\n{}",
+        failed.len(),
+        s.rounds,
+        failed
+            .iter()
+            .map(|r| r.failure("round"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 /// Snapshots over the broker's limit among normal webhooks, without other
@@ -136,17 +144,20 @@ struct Report {
 }
 
 impl Report {
-    fn assert_clean(&self, what: &str) {
-        eprintln!("faults: {what}: {}", self.summary);
-        assert!(
-            self.violations.is_empty(),
+    fn failure(&self, what: &str) -> String {
+        format!(
             "FAULTS_SEED={} {what}: {} violations:\n- {}\n{}\nbridge logs: {:?}",
             self.seed,
             self.violations.len(),
             self.violations.join("\n- "),
             self.summary,
             self.logs
-        );
+        )
+    }
+
+    fn assert_clean(&self, what: &str) {
+        eprintln!("faults: {what}: {}", self.summary);
+        assert!(self.violations.is_empty(), "{}", self.failure(what));
     }
 }
 
@@ -372,94 +383,6 @@ impl Round {
         }
     }
 
-    /// One webhook, alone, recorded with `disk_full` set.
-    async fn one_on_full_disk(&mut self, snap: Snap) -> Answer {
-        let ops = self.hooks.op_printers();
-        let p = ops[self.rng.random_range(0..ops.len())].clone();
-        let hook = self.hooks.next(&mut self.rng, &p, snap);
-        let answer = webhooks::post(self.addr(), &hook).await;
-        self.sent.push(Sent {
-            hook,
-            answer: answer.clone(),
-            during_kill: false,
-            disk_full: true,
-        });
-        answer
-    }
-
-    /// Fills the disk until a webhook is refused (503, and `/readyz` 503),
-    /// frees it, and expects the bridge to take webhooks again by itself.
-    async fn disk_full(&mut self) {
-        let fs = self.tmpfs.as_ref().expect("a tmpfs");
-        let filled = fs.fill();
-        self.done.disk_full += 1;
-        let mut refused = None;
-        for _ in 0..DISK_TRIES {
-            match self.one_on_full_disk(Snap::Large).await {
-                Answer::Status(503, body) => {
-                    refused = Some(body);
-                    break;
-                }
-                Answer::Accepted => {}
-                other => {
-                    refused = Some(format!("{other:?}"));
-                    break;
-                }
-            }
-        }
-        match refused {
-            None => self.violations.push(format!(
-                "disk full ({filled} B filler): {DISK_TRIES} webhooks with 256 KiB snapshots all answered 200"
-            )),
-            Some(_) => {
-                // /readyz is 503 without a broker anyway: ask it once the
-                // bridge is connected.
-                let ready = self.readyz_connected().await;
-                if ready.status != 503 {
-                    self.violations.push(format!(
-                        "disk full: webhooks get 503 but /readyz answered {}: {}",
-                        ready.status, ready.body
-                    ));
-                }
-            }
-        }
-        self.tmpfs.as_ref().unwrap().free();
-        let deadline = Instant::now() + RECOVERY;
-        let last = loop {
-            let ready = request(self.addr(), "GET", "/readyz", &[], Vec::new()).await;
-            let why = if ready.status == 200 {
-                match self.one_on_full_disk(Snap::Small).await {
-                    Answer::Accepted => return,
-                    a => format!("/readyz 200, webhook {a:?}"),
-                }
-            } else {
-                format!("/readyz {}: {}", ready.status, ready.body)
-            };
-            if Instant::now() > deadline {
-                break why;
-            }
-            // The deliberate pace of a sender retrying after a 503.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        };
-        self.violations.push(format!(
-            "disk space back, but the bridge still refuses webhooks after {RECOVERY:?} ({last}); restarted it to go on"
-        ));
-        self.restart_bridge(true).await;
-    }
-
-    /// `/readyz` once it says the broker is connected (or after
-    /// [`TIMEOUT`], as it is then).
-    async fn readyz_connected(&self) -> common::Answer {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let ready = request(self.addr(), "GET", "/readyz", &[], Vec::new()).await;
-            if ready.json()["broker"] == "connected" || Instant::now() > deadline {
-                return ready;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     /// Reads the subscriber until every accepted webhook is delivered or
     /// [`DELIVERY`] passes.
     async fn await_deliveries(&mut self) {
@@ -557,60 +480,4 @@ impl Round {
             logs: self.logs,
         }
     }
-}
-
-/// Waits until `/readyz` says ready with an empty outbox, or says why not.
-async fn drained(addr: std::net::SocketAddr) -> Result<(), String> {
-    let deadline = Instant::now() + DELIVERY;
-    loop {
-        let ready = request(addr, "GET", "/readyz", &[], Vec::new()).await;
-        if ready.status == 200 && ready.json()["outbox_depth"] == 0 {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "outbox not drained {DELIVERY:?} after the last fault: /readyz {} {}",
-                ready.status, ready.body
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// One counter from `/metrics`.
-async fn metric(addr: std::net::SocketAddr, name: &str) -> Option<u64> {
-    let page = request(addr, "GET", "/metrics", &[], Vec::new()).await;
-    page.body.lines().find_map(|l| {
-        let (k, v) = l.split_once(' ')?;
-        (k == name).then(|| v.trim().parse().ok()).flatten()
-    })
-}
-
-/// The retained state a fault-free bridge and broker end with after the
-/// same webhooks, sent one by one.
-async fn reference(
-    replay: &[Sent],
-    env: &[(String, String)],
-) -> Result<BTreeMap<String, Msg>, String> {
-    let broker = Mosquitto::start_with(BROKER_LIMIT);
-    let (url, env) = (broker.url(), env.to_vec());
-    let bridge = spawn_blocking(move || {
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (&**k, &**v)).collect();
-        Process::start_with(&url, &data_dir(), free_port(), &env)
-    })
-    .await
-    .expect("the fault-free bridge starts");
-    for s in replay {
-        let answer = webhooks::post(bridge.addr(), &s.hook).await;
-        if answer != Answer::Accepted {
-            return Err(format!(
-                "the fault-free run did not accept webhook {}: {answer:?}",
-                s.hook.marker
-            ));
-        }
-    }
-    drained(bridge.addr())
-        .await
-        .map_err(|e| format!("fault-free run: {e}"))?;
-    Ok(retained(broker.port, &format!("{BASE}/#")).await)
 }

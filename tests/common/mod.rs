@@ -7,6 +7,7 @@ pub mod fake_oe;
 pub mod pki;
 pub mod proxy;
 pub mod raw;
+pub mod reference;
 pub mod schedule;
 pub mod sse;
 pub mod tmpfs;
