@@ -421,7 +421,8 @@ impl Round {
             let (also, only): (Vec<_>, Vec<_>) =
                 missing.partition(|s| !witness.markers().contains(&s.hook.marker));
             v.push(format!(
-                "of those, the witness subscriber missed {} too and saw {} (so the broker had them)",
+                "of the undelivered, {} never reached the witness subscriber either (the broker \
+                 never had them) and {} did (the checker's subscriber lost them)",
                 also.len(),
                 only.len()
             ));
