@@ -12,6 +12,8 @@
 mod common;
 #[path = "faults/disk.rs"]
 mod disk;
+#[path = "faults/selftest.rs"]
+mod selftest;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

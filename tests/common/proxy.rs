@@ -164,10 +164,12 @@ async fn link(client: TcpStream, upstream: SocketAddr, shared: Arc<Shared>) {
     let (sr, sw) = server.into_split();
     let up = pump(cr, sw, Direction::ToBroker, shared.clone(), state.clone());
     let down = pump(sr, cw, Direction::ToClient, shared, state.clone());
-    let (a, b) = tokio::join!(up, down);
-    // Whichever pump saw the fault decided how the sockets close: with RST
-    // the halves carry SO_LINGER 0 already; dropping them closes both.
-    drop((a, b));
+    let ((cr, sw), (sr, cw)) = tokio::join!(up, down);
+    // Whole sockets again, so closing them sends no FIN of a write half's
+    // shutdown first: with SO_LINGER 0 (a reset) the close is a bare RST.
+    let client = cr.reunite(cw);
+    let server = sr.reunite(sw);
+    drop((client, server));
 }
 
 /// Copies `from` to `to`; returns the halves so they are closed together.
