@@ -2,10 +2,16 @@
 //! MQTT subscriber, an HTTP client, and the bridge started in-process.
 #![allow(dead_code)]
 
+pub mod checker;
 pub mod fake_oe;
 pub mod pki;
+pub mod proxy;
 pub mod raw;
+pub mod reference;
+pub mod schedule;
 pub mod sse;
+pub mod tmpfs;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -60,6 +66,20 @@ impl Mosquitto {
     /// [`Mosquitto::restart`].
     pub fn start_persistent() -> Mosquitto {
         Self::launch(free_port(), true)
+    }
+
+    /// [`Mosquitto::start_persistent`] with more configuration lines (e.g.
+    /// `max_packet_size 1048576`).
+    pub fn start_persistent_with(extra: &str) -> Mosquitto {
+        let mut m = Mosquitto {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+            persistent: true,
+            extra: extra.to_owned(),
+        };
+        m.spawn();
+        m
     }
 
     /// A broker with more configuration after its plain listener on
@@ -226,6 +246,14 @@ impl Subscriber {
             .await
             .expect("an MQTT message in time")
             .expect("subscriber alive")
+    }
+
+    /// The next message, or `None` when none arrives within `within`.
+    pub async fn try_next(&mut self, within: Duration) -> Option<Msg> {
+        tokio::time::timeout(within, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Collects messages up to and including the first on a topic ending in
@@ -535,6 +563,16 @@ impl Process {
 
     pub fn addr(&self) -> SocketAddr {
         ([127, 0, 0, 1], self.http).into()
+    }
+
+    /// The process id (to signal it from another task).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The file it logs to.
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     /// Sends a signal with `kill` (`-TERM`, `-KILL`).
