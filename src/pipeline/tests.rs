@@ -1,8 +1,12 @@
 //! The printer table: when discovery configs go out, birth, start, removal.
 
 use super::*;
+use bytes::Bytes;
+
+use crate::config::Config;
 use crate::config::Printer;
 use crate::event::{EventKind, Reception, Source};
+use crate::state::Field;
 use time::macros::datetime;
 use ulid::Ulid;
 

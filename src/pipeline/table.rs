@@ -1,0 +1,365 @@
+//! The printer table: each printer's slug, state and published discovery
+//! view, what an event or a removal changes in it, and how a failed batch
+//! is undone. Pure data: the writer (`writer.rs`) is its only mutator.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use bytes::Bytes;
+
+use super::{ConfigCheck, startup};
+use crate::config::Config;
+use crate::event::{Event, format_time};
+use crate::homeassistant::{self, PrinterView};
+use crate::mqtt::messages::{Message, render};
+use crate::mqtt::topics::{
+    APP_CONNECTION, BRIDGE_LAST_WEBHOOK, BRIDGE_WEBHOOKS, LAST_EVENT, Topics,
+};
+use crate::octoeverywhere::AppState;
+use crate::outbox::Record;
+use crate::slug::Slugs;
+use crate::state::{Field, PrinterState};
+
+/// Every known printer: the slug table and each printer's state by slug,
+/// plus what discovery has published for each.
+#[derive(Debug)]
+pub struct Printers {
+    /// Printer id ↔ slug.
+    pub slugs: Slugs,
+    /// Each printer's state by slug.
+    pub states: BTreeMap<String, PrinterState>,
+    pub(super) ha: homeassistant::Context,
+    /// `printers.<id>.name`, keyed by lowercased printer id.
+    pub(super) names: HashMap<String, String>,
+    /// Lowercased ids of the printers with an `app_token`.
+    pub(super) app_tokens: HashSet<String>,
+    /// The view each printer's configs were last published with.
+    pub(super) published: HashMap<String, PrinterView>,
+    /// Webhooks accepted (`<base>/bridge/webhooks`), restored at start.
+    pub(super) webhooks: u64,
+    /// Restored printers whose configs the start-up check still compares
+    /// with the broker's: their webhooks publish no configs until it is done.
+    pub(super) unchecked: HashSet<String>,
+}
+
+/// A printer taken out of the table, and the empty retained messages that
+/// clear it: its discovery configs first, its values after [`REMOVAL_GRACE`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Removal {
+    /// The removed printer's slug.
+    pub slug: String,
+    /// Empty retained messages for every discovery config it can have.
+    pub configs: Vec<Message>,
+    /// Empty retained messages for every retained value it can have.
+    pub values: Vec<Message>,
+}
+
+impl Printers {
+    /// A table that knows the configured aliases; discovery disabled.
+    pub fn new(slugs: Slugs) -> Printers {
+        let mut ha = homeassistant::Context::from_config(&Config::default());
+        ha.enabled = false;
+        Printers {
+            slugs,
+            states: BTreeMap::new(),
+            ha,
+            names: HashMap::new(),
+            app_tokens: HashSet::new(),
+            published: HashMap::new(),
+            webhooks: 0,
+            unchecked: HashSet::new(),
+        }
+    }
+
+    /// The table `config` describes: aliases, display names, discovery.
+    pub fn from_config(config: &Config) -> Printers {
+        let mut printers = Printers::new(Slugs::new(config.aliases()));
+        printers.ha = homeassistant::Context::from_config(config);
+        printers.names = config
+            .printers
+            .iter()
+            .filter(|(_, p)| !p.name.trim().is_empty())
+            .map(|(id, p)| (id.to_lowercase(), p.name.clone()))
+            .collect();
+        printers.app_tokens = config
+            .printers
+            .iter()
+            .filter(|(_, p)| !p.app_token.is_empty())
+            .map(|(id, _)| id.to_lowercase())
+            .collect();
+        printers
+    }
+
+    /// Restores state from retained `(topic, payload)` pairs under `topics`,
+    /// in order (later pairs win).
+    pub fn restore<'a>(
+        &mut self,
+        topics: &Topics,
+        retained: impl IntoIterator<Item = (&'a str, &'a Bytes)>,
+    ) {
+        for (topic, payload) in retained {
+            self.restore_one(topics, topic, payload);
+        }
+        self.restored();
+    }
+
+    /// Restores one retained value; [`Printers::restored`] follows the last.
+    pub fn restore_one(&mut self, topics: &Topics, topic: &str, payload: &[u8]) {
+        if let Some((slug, leaf)) = topics.parse_printer(topic) {
+            self.states
+                .entry(slug.to_owned())
+                .or_default()
+                .restore(leaf, payload);
+        } else if topics.bridge_leaf(topic) == Some(BRIDGE_WEBHOOKS) {
+            let count = std::str::from_utf8(payload)
+                .ok()
+                .and_then(|s| s.parse().ok());
+            self.webhooks = count.unwrap_or(0);
+        }
+    }
+
+    /// After [`Printers::restore_one`]: drops what is not a printer and
+    /// takes over the slugs.
+    pub fn restored(&mut self) {
+        self.states.retain(|_, s| !s.printer_id.is_empty());
+        for (slug, state) in &self.states {
+            self.slugs.restore(slug, &state.printer_id);
+        }
+        // A printer now published under another slug (an alias was added)
+        // is not restored under its old one.
+        let slugs = &self.slugs;
+        self.states
+            .retain(|slug, s| slugs.get(&s.printer_id) == Some(slug.as_str()));
+    }
+
+    /// Remembers what a batch may change for `slug`, to undo it.
+    pub(super) fn remember(&self, undo: &mut Undo, slug: &str) {
+        undo.states.entry(slug.to_owned()).or_insert_with(|| {
+            (
+                self.states.get(slug).cloned(),
+                self.published.get(slug).cloned(),
+            )
+        });
+        undo.webhooks.get_or_insert(self.webhooks);
+    }
+
+    /// Puts back what a failed batch changed.
+    pub(super) fn undo(&mut self, undo: Undo) {
+        for (slug, (state, view)) in undo.states {
+            match state {
+                Some(s) => self.states.insert(slug.clone(), s),
+                None => self.states.remove(&slug),
+            };
+            match view {
+                Some(v) => self.published.insert(slug, v),
+                None => self.published.remove(&slug),
+            };
+        }
+        if let Some(w) = undo.webhooks {
+            self.webhooks = w;
+        }
+    }
+
+    /// Applies one event and returns its messages: the printer's discovery
+    /// configs when new or changed, its values, its event, then the
+    /// bridge's webhook counter.
+    pub fn accept(&mut self, topics: &Topics, event: &Event) -> (String, Vec<Message>) {
+        let slug = self.slugs.resolve(&event.printer_id);
+        let changes = self.states.entry(slug.clone()).or_default().apply(event);
+        let mut messages = self.discover(&slug, false);
+        messages.extend(render(topics, &slug, &changes, event));
+        self.webhooks += 1;
+        messages.push(Message::retained(
+            topics.bridge(BRIDGE_WEBHOOKS),
+            self.webhooks.to_string(),
+        ));
+        messages.push(Message::retained(
+            topics.bridge(BRIDGE_LAST_WEBHOOK),
+            format_time(event.received_at),
+        ));
+        (slug, messages)
+    }
+
+    /// Adds the printer with this id if it is not in the table yet (a
+    /// printer with an `app_token` gets its device before its first
+    /// webhook); returns its slug.
+    pub fn ensure(&mut self, printer_id: &str) -> String {
+        let slug = self.slugs.resolve(printer_id);
+        self.states
+            .entry(slug.clone())
+            .or_insert_with(|| PrinterState {
+                printer_id: printer_id.to_owned(),
+                ..PrinterState::default()
+            });
+        slug
+    }
+
+    /// The messages of a printer's App Connection state: its configs when
+    /// new or changed, then `<base>/<slug>/app_connection`.
+    pub fn app_connection(
+        &mut self,
+        topics: &Topics,
+        printer_id: &str,
+        state: AppState,
+    ) -> Vec<Message> {
+        let slug = self.ensure(printer_id);
+        let mut messages = self.discover(&slug, false);
+        messages.push(Message::retained(
+            topics.printer(&slug, APP_CONNECTION),
+            state.name(),
+        ));
+        messages
+    }
+
+    /// The filters under which the broker holds this table's configs: the
+    /// bridge's and every known printer's (read back at start).
+    pub fn discovery_filters(&self) -> Vec<String> {
+        if !self.ha.enabled {
+            return Vec::new();
+        }
+        let mut filters = vec![homeassistant::node_filter(&self.ha, None)];
+        filters.extend(
+            self.states
+                .keys()
+                .map(|slug| homeassistant::node_filter(&self.ha, Some(slug))),
+        );
+        filters
+    }
+
+    /// The messages to publish at start: the bridge's version, then every
+    /// config that differs from the retained one the broker holds
+    /// (`retained`, read back under [`Printers::discovery_filters`]), and an
+    /// empty message for each retained config no longer published.
+    pub fn startup(&mut self, retained: &[(String, Bytes)]) -> Vec<Message> {
+        let mut check = ConfigCheck::new(self);
+        for (topic, payload) in retained {
+            check.offer(self, topic, payload);
+        }
+        let mut out = vec![startup::version(self)];
+        out.extend(check.finish(self));
+        out
+    }
+
+    /// Every config again, for Home Assistant's birth message.
+    pub fn birth(&mut self) -> Vec<Message> {
+        if !self.ha.enabled {
+            return Vec::new();
+        }
+        self.all_configs()
+    }
+
+    /// Takes the printer with this slug or printer id out of the table.
+    pub fn remove(&mut self, printer: &str) -> Option<Removal> {
+        let slug = self.find(printer)?;
+        self.states.remove(&slug);
+        self.published.remove(&slug);
+        self.unchecked.remove(&slug);
+        let empty = |topic| Message::retained(topic, Bytes::new());
+        let topics = &self.ha.topics;
+        let values = Field::ALL
+            .iter()
+            .map(|f| topics.field(&slug, *f))
+            .chain([
+                topics.printer(&slug, LAST_EVENT),
+                topics.printer(&slug, APP_CONNECTION),
+            ])
+            .map(empty)
+            .collect();
+        // Cleared even with discovery off: a device published before it
+        // was turned off goes too.
+        let configs = homeassistant::config_topics(&slug, &self.ha)
+            .into_iter()
+            .map(empty)
+            .collect();
+        Some(Removal {
+            slug,
+            configs,
+            values,
+        })
+    }
+
+    /// True while a printer with this slug is in the table.
+    pub fn contains(&self, slug: &str) -> bool {
+        self.states.contains_key(slug)
+    }
+
+    pub(super) fn find(&self, printer: &str) -> Option<String> {
+        if self.states.contains_key(printer) {
+            return Some(printer.to_owned());
+        }
+        let by_id = |exact: bool| {
+            self.states.iter().find(|(_, s)| {
+                if exact {
+                    s.printer_id == printer
+                } else {
+                    s.printer_id.eq_ignore_ascii_case(printer)
+                }
+            })
+        };
+        by_id(true)
+            .or_else(|| by_id(false))
+            .map(|(slug, _)| slug.clone())
+    }
+
+    pub(super) fn view(&self, slug: &str) -> Option<PrinterView> {
+        let state = self.states.get(slug)?;
+        let id = state.printer_id.to_lowercase();
+        let mut view = PrinterView::new(slug, state, self.names.get(&id).map(String::as_str));
+        view.app_connection = self.app_tokens.contains(&id);
+        Some(view)
+    }
+
+    /// The printer's configs if they are new or changed (or `always`).
+    fn discover(&mut self, slug: &str, always: bool) -> Vec<Message> {
+        if !self.ha.enabled {
+            return Vec::new();
+        }
+        let Some(view) = self.view(slug) else {
+            return Vec::new();
+        };
+        if !always && (self.published.get(slug) == Some(&view) || self.unchecked.contains(slug)) {
+            return Vec::new();
+        }
+        let configs = homeassistant::configs(&view, &self.ha);
+        self.published.insert(slug.to_owned(), view);
+        configs
+    }
+
+    /// The bridge's configs and every printer's, recording what was published.
+    fn all_configs(&mut self) -> Vec<Message> {
+        let mut out = homeassistant::bridge_configs(&self.ha);
+        let slugs: Vec<String> = self.states.keys().cloned().collect();
+        for slug in slugs {
+            out.extend(self.discover(&slug, true));
+        }
+        out
+    }
+}
+
+/// The retained messages of an outbox record, as restore input: what the
+/// broker will hold once it is delivered.
+pub fn retained_of(record: &Record) -> impl Iterator<Item = (&str, &Bytes)> {
+    record
+        .messages
+        .iter()
+        .filter(|m| m.retain)
+        .map(|m| (m.topic.as_str(), &m.payload))
+}
+
+/// What a batch changed in the table, to put back if its commit fails.
+#[derive(Debug, Default)]
+pub(super) struct Undo {
+    states: HashMap<String, (Option<PrinterState>, Option<PrinterView>)>,
+    webhooks: Option<u64>,
+}
+
+impl Undo {
+    /// Adds a later job's undo: the earliest saved state of each printer wins.
+    pub(super) fn merge(&mut self, later: Undo) {
+        for (slug, saved) in later.states {
+            self.states.entry(slug).or_insert(saved);
+        }
+        if let Some(w) = later.webhooks {
+            self.webhooks.get_or_insert(w);
+        }
+    }
+}
