@@ -27,6 +27,10 @@ mod tests;
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 /// Parked message id → encoded [`Parked`].
 const PARKED: TableDefinition<u64, &[u8]> = TableDefinition::new("parked");
+/// Written and removed again when reopening after a fault: proof that the
+/// disk takes writes again (opening alone may succeed on a full disk).
+const PROBE: TableDefinition<u64, &[u8]> = TableDefinition::new("probe");
+const PROBE_BYTES: usize = 64 << 10;
 /// The store's file name inside `storage.data_dir`.
 pub const FILE: &str = "outbox.redb";
 /// The store's page cache. The outbox is a queue (append, deliver, delete):
@@ -216,6 +220,18 @@ fn scan(db: &Database) -> Result<Scan, OutboxError> {
     Ok(s)
 }
 
+/// Writes and deletes a record of [`PROBE_BYTES`], each durably.
+fn probe(db: &Database) -> Result<(), OutboxError> {
+    let txn = db.begin_write()?;
+    txn.open_table(PROBE)?
+        .insert(0, vec![0u8; PROBE_BYTES].as_slice())?;
+    txn.commit()?;
+    let txn = db.begin_write()?;
+    txn.open_table(PROBE)?.remove(0)?;
+    txn.commit()?;
+    Ok(())
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -322,6 +338,7 @@ impl Outbox {
             return Ok(db.clone());
         }
         let db = Arc::new(create(&self.inner.path)?);
+        probe(&db)?;
         // Counts may have moved while closed: take them from the store.
         let s = scan(&db)?;
         self.inner.depth.store(s.depth, Ordering::Relaxed);

@@ -1,6 +1,6 @@
 //! Reconnect backoff for the broker connection: doubles after every failed
 //! or short-lived connection, and starts over only after a connection has
-//! stayed up for [`STABLE`]. A broker that accepts the connection and then
+//! stayed up for [`STABLE`] or delivered a record. A broker that accepts the connection and then
 //! drops it at once (a refused packet, a wrong ACL) gets one attempt per
 //! step, never a reconnect storm.
 
@@ -20,6 +20,8 @@ pub const STABLE: Duration = Duration::from_secs(10);
 pub struct Backoff {
     next: Duration,
     up_since: Option<Instant>,
+    /// The current connection delivered a record.
+    progressed: bool,
 }
 
 impl Default for Backoff {
@@ -27,6 +29,7 @@ impl Default for Backoff {
         Backoff {
             next: MIN,
             up_since: None,
+            progressed: false,
         }
     }
 }
@@ -35,16 +38,22 @@ impl Backoff {
     /// A connection came up now.
     pub fn connected(&mut self) {
         self.up_since = Some(Instant::now());
+        self.progressed = false;
+    }
+
+    /// The connection delivered a record: it works, whatever ends it.
+    pub fn progressed(&mut self) {
+        self.progressed = true;
     }
 
     /// The connection (or the attempt) failed now: how long to wait before
     /// the next attempt.
     pub fn failed(&mut self) -> Duration {
-        if self
+        let held = self
             .up_since
             .take()
-            .is_some_and(|since| since.elapsed() >= STABLE)
-        {
+            .is_some_and(|since| since.elapsed() >= STABLE);
+        if held || std::mem::take(&mut self.progressed) {
             self.next = MIN;
         }
         let delay = self.next;
@@ -92,5 +101,18 @@ mod tests {
         tokio::time::advance(STABLE).await;
         assert_eq!(b.failed(), MIN);
         assert_eq!(b.failed(), MIN * 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_delivered_starts_the_backoff_over() {
+        let mut b = Backoff::default();
+        for _ in 0..4 {
+            b.failed();
+        }
+        b.connected();
+        b.progressed();
+        assert_eq!(b.failed(), MIN, "it worked, however short");
+        b.connected();
+        assert_eq!(b.failed(), MIN * 2, "the next one did not");
     }
 }

@@ -44,6 +44,10 @@ const DELETE_BATCH: usize = 512;
 const DELETE_DELAY: Duration = Duration::from_millis(250);
 /// Pause before reading the outbox again after a failed read.
 const RETRY_READ: Duration = Duration::from_millis(250);
+/// A connection with requests outstanding and nothing heard from the broker
+/// for this long is taken for dead (a half-open TCP connection, a stalled
+/// path) and replaced, long before the keep-alive would notice.
+const SILENCE: Duration = Duration::from_secs(10);
 /// Home Assistant's birth message: `online` on its status topic.
 const BIRTH_PAYLOAD: &[u8] = b"online";
 
@@ -107,6 +111,8 @@ pub(super) struct Task {
     delete_since: Option<tokio::time::Instant>,
     deleting: Option<JoinHandle<()>>,
     saying_goodbye: bool,
+    /// When the broker was last heard from on this connection.
+    heard: tokio::time::Instant,
 }
 
 fn client(options: &MqttOptions) -> (AsyncClient, EventLoop) {
@@ -148,6 +154,7 @@ impl Task {
             delete_since: None,
             deleting: None,
             saying_goodbye: false,
+            heard: tokio::time::Instant::now(),
         }
     }
 
@@ -177,6 +184,8 @@ impl Task {
             let far = tokio::time::Instant::now() + Duration::from_secs(3600);
             let deadline = goodbye_deadline.unwrap_or(far);
             let delete_at = self.delete_at();
+            let silent_at = (self.is_connected() && self.delivery.outstanding() > 0)
+                .then(|| self.heard + SILENCE);
             tokio::select! {
                 (eventloop, event) = &mut polling => match self.on_event(event) {
                     Flow::Poll => polling = poll(eventloop, Duration::ZERO),
@@ -201,6 +210,14 @@ impl Task {
                     }
                 }
                 () = tokio::time::sleep_until(delete_at.unwrap_or(far)), if delete_at.is_some() => {}
+                () = tokio::time::sleep_until(silent_at.unwrap_or(far)), if silent_at.is_some() => {
+                    warn!(silent_secs = SILENCE.as_secs(), "MQTT broker silent with messages outstanding; reconnecting");
+                    self.connected.send_replace(false);
+                    let done = self.delivery.connection_lost();
+                    self.completed(done);
+                    let delay = self.backoff.failed();
+                    polling = self.connect(delay);
+                }
                 () = tokio::time::sleep_until(deadline), if goodbye_deadline.is_some() => break,
             }
         }
@@ -228,6 +245,9 @@ impl Task {
             Ok(event) => event,
             Err(e) => return self.on_connection_lost(&e),
         };
+        if matches!(event, Event::Incoming(_)) {
+            self.heard = tokio::time::Instant::now();
+        }
         let mapped = match event {
             Event::Incoming(Packet::ConnAck(ack)) => {
                 info!(
@@ -474,6 +494,7 @@ impl Task {
                 });
             }
         }
+        self.backoff.progressed();
         let records: Vec<&Record> = done.iter().map(|d| &d.record).collect();
         self.outbox.delivered(records.iter().copied());
         if let Some(last) = records.last() {
