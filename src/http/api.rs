@@ -97,7 +97,7 @@ pub fn snapshot(shared: &Shared, printer: &str) -> Reply {
             let mut r = reply::bytes(StatusCode::OK, "image/jpeg", jpeg);
             r.headers_mut().insert(
                 header::CACHE_CONTROL,
-                header::HeaderValue::from_static("private, max-age=3600"),
+                header::HeaderValue::from_static("no-store"),
             );
             r
         }
@@ -305,7 +305,7 @@ fn find<'t>(table: &'t Printers, printer: &str) -> Option<(&'t String, &'t Print
                 if exact {
                     s.printer_id == printer
                 } else {
-                    s.printer_id.eq_ignore_ascii_case(printer)
+                    crate::slug::same_printer(&s.printer_id, printer)
                 }
             })
         };

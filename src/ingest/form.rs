@@ -19,6 +19,11 @@ pub const ROUTING_KEYS: [&str; 2] = ["token", "printer"];
 /// Decodes an `application/x-www-form-urlencoded` body; JSON in a field may
 /// nest at most `max_depth` levels.
 pub fn parse_body(body: &[u8], max_depth: usize) -> Result<Map<String, Value>, IngestError> {
+    // Counted before decoding: each pair becomes two strings.
+    let pairs = body.iter().filter(|b| **b == b'&').count() + 1;
+    if pairs > depth::MAX_VALUES {
+        return Err(IngestError::TooManyValues(depth::MAX_VALUES));
+    }
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|e| IngestError::Form(super::shorten(&e.to_string(), 200)))?;
     to_object(pairs, max_depth)
