@@ -275,7 +275,7 @@ async fn pre_auth_cost_is_bounded() {
     );
     let a = post_json(addr, "/webhook", many).await;
     assert_eq!(a.status, 400, "{}", a.body);
-    assert_eq!(a.json()["error"], "body holds more than 10000 values");
+    assert_eq!(a.json()["error"], "body holds more than 20000 values");
 
     // A wrong secret in the URL or a header is refused before the body is
     // read: the answer comes while the body is still owed.
@@ -550,4 +550,157 @@ async fn a_real_webhook_gets_through_while_a_thousand_slow_senders_hold_connecti
     }
     drop(slow);
     bridge.shutdown().await;
+}
+
+/// An HTTPS client that trusts any certificate (the test's own CA signed it).
+fn https_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(TIMEOUT)
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_the_healthcheck_and_the_session_cookie_follow() {
+    let pki = common::pki::Pki::new();
+    let broker = Mosquitto::start();
+    let mut cfg = config(&broker.url(), SECRET);
+    cfg.http.tls_cert = common::pki::Pki::path(&pki.server_cert);
+    cfg.http.tls_key = common::pki::Pki::path(&pki.server_key);
+    cfg.http.admin_token = Secret::new("adm1n");
+    let bridge = start(cfg.clone()).await;
+    let addr = bridge.http_addr();
+
+    let out = bin()
+        .arg("healthcheck")
+        .env("PRINT2MQTT_HTTP__LISTEN", addr.to_string())
+        .env("PRINT2MQTT_HTTP__TLS_CERT", &cfg.http.tls_cert)
+        .env("PRINT2MQTT_HTTP__TLS_KEY", &cfg.http.tls_key)
+        .env("PRINT2MQTT_MQTT__URL", broker.url())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let login = https_client()
+        .post(format!("https://localhost:{}/login", addr.port()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=adm1n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    bridge.shutdown().await;
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_per_peer() {
+    let broker = Mosquitto::start();
+    let mut cfg = config(&broker.url(), SECRET);
+    cfg.http.admin_token = Secret::new("adm1n");
+    let bridge = start(cfg).await;
+    let addr = bridge.http_addr();
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    for _ in 0..5 {
+        let a = request(addr, "POST", "/login", &form, "token=guess").await;
+        assert_eq!(a.status, 401);
+    }
+    let a = request(addr, "POST", "/login", &form, "token=adm1n").await;
+    assert_eq!(a.status, 429, "even the right token waits: {}", a.body);
+    let wait: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(a.body.contains("Too many attempts"), "{}", a.body);
+    bridge.shutdown().await;
+}
+
+#[tokio::test]
+async fn snapshots_are_not_cached_and_only_web_urls_are_published() {
+    let broker = Mosquitto::start();
+    let bridge = start(config(&broker.url(), SECRET)).await;
+    let addr = bridge.http_addr();
+    let jpeg: &[u8] = b"\xFF\xD8\xFF\xE0 a tiny jpeg";
+    let mut body =
+        b"--b\r\nContent-Disposition: form-data; name=\"deviceIdentifier\"\r\n\r\ncam\r\n\
+--b\r\nContent-Disposition: form-data; name=\"topic\"\r\n\r\nPrint Started\r\n"
+            .to_vec();
+    body.extend_from_slice(
+        format!("--b\r\nContent-Disposition: form-data; name=\"apiSecret\"\r\n\r\n{SECRET}\r\n")
+            .as_bytes(),
+    );
+    body.extend_from_slice(
+        b"--b\r\nContent-Disposition: form-data; name=\"snapshot\"; filename=\"s.jpg\"\r\n\r\n",
+    );
+    body.extend_from_slice(jpeg);
+    body.extend_from_slice(b"\r\n--b--\r\n");
+    let ct = [("content-type", "multipart/form-data; boundary=b")];
+    let a = request(addr, "POST", "/webhook/octoprint", &ct, body).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let snap = request(addr, "GET", "/api/printers/cam/snapshot", &[], Vec::new()).await;
+    assert_eq!(snap.status, 200);
+    assert_eq!(snap.headers["cache-control"], "no-store");
+
+    let hook = format!(
+        r#"{{"PrinterId":"urls","SecretKey":"{SECRET}","EventType":1,
+            "SnapshotUrl":"file:///etc/passwd","QuickViewUrl":"javascript:alert(1)"}}"#
+    );
+    assert_eq!(post_json(addr, "/webhook", hook).await.status, 200);
+    let p = request(addr, "GET", "/api/printers/urls", &[], Vec::new())
+        .await
+        .json();
+    assert_eq!(
+        (&p["snapshot_url"], &p["quickview_url"]),
+        (&serde_json::Value::Null, &serde_json::Value::Null)
+    );
+    let kept = retained(broker.port, "print2mqtt/urls/#").await;
+    assert!(
+        kept.keys().all(|t| !t.ends_with("/snapshot_url")),
+        "{:?}",
+        kept.keys()
+    );
+    assert!(!kept["print2mqtt/urls/last_event"].text().contains("passwd"));
+    bridge.shutdown().await;
+}
+
+#[test]
+fn an_unparsable_mqtt_url_never_shows_its_password() {
+    for (url, shown) in [
+        (
+            "mqtt://user:pa ss@broker:99999",
+            "mqtt://user:<redacted>@broker:99999",
+        ),
+        (
+            "mqtts://user:p@ss@[::1:8883",
+            "mqtts://user:<redacted>@[::1:8883",
+        ),
+    ] {
+        for args in [&["check-config"][..], &[][..]] {
+            let out = bin()
+                .args(args)
+                .env("PRINT2MQTT_MQTT__URL", url)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{url} {args:?}");
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(all.contains("`mqtt.url`"), "{all}");
+            assert!(all.contains(shown), "{all}");
+            for secret in ["pa ss", "p@ss"] {
+                assert!(!all.contains(secret), "{secret} shown: {all}");
+            }
+        }
+    }
 }

@@ -5,8 +5,9 @@
 //! of a million tiny array elements never becomes a million 32-byte values.
 
 /// Most values (keys included) one JSON text may hold: the OctoPrint-Webhooks
-/// "get all data" template has about 100, an OctoEverywhere body about 20.
-pub const MAX_VALUES: usize = 10_000;
+/// "get all data" template has about 100, an OctoEverywhere body about 20;
+/// 20,000 leaves room for 5,000 unknown properties (ignored, never an error).
+pub const MAX_VALUES: usize = 20_000;
 
 /// An upper bound of the number of values (object keys included) in `json`:
 /// one per `,`, `:`, `{` and `[` outside strings, plus one. Stops counting
