@@ -5,8 +5,13 @@
 //! no-cors mode, an `<img>`, a form posted as `text/plain`, and
 //! `navigator.sendBeacon` — against a bridge with the defaults (no secret,
 //! LAN senders accepted). Each reaches the bridge and is refused with 403;
-//! nothing is published. Without Chromium the test fails: it cannot prove
-//! anything by being skipped.
+//! nothing is published. Twice: at `127.0.0.1`, where Chromium sends Fetch
+//! metadata (`Sec-Fetch-Site`), and at a plain-HTTP LAN name
+//! (`bridge.lan`, resolved to loopback by Chromium's host rules), where it
+//! sends none and `Origin` or `Referer` give the page away — or, with
+//! `referrerpolicy="no-referrer"`, the `Accept` of an image or page load.
+//! Without
+//! Chromium the test fails: it cannot prove anything by being skipped.
 
 mod common;
 
@@ -27,6 +32,8 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The printer ids the page tries to create, one per technique.
 const TRIES: [&str; 4] = ["fetch", "img", "form", "beacon"];
+/// A LAN name that is not a potentially trustworthy origin for Chromium.
+const LAN_NAME: &str = "bridge.lan";
 
 struct Driver(Child);
 
@@ -37,23 +44,24 @@ impl Drop for Driver {
     }
 }
 
-/// The attacker's page: every request goes to `bridge`.
-fn page(bridge: SocketAddr) -> String {
+/// The attacker's page: every request goes to `bridge` (`host:port`), the
+/// printer ids start with `prefix`.
+fn page(bridge: &str, prefix: &str) -> String {
     format!(
         r#"<!doctype html><html><head><title>cats</title></head><body>
 <iframe name="sink"></iframe>
 <form id="f" method="POST" action="http://{bridge}/webhook/octoprint" target="sink" enctype="text/plain">
-<input name='{{"deviceIdentifier":"form","topic":"Print Failed","x":"' value='"}}'>
+<input name='{{"deviceIdentifier":"{prefix}form","topic":"Print Failed","x":"' value='"}}'>
 </form>
 <script>
 const b = "http://{bridge}";
 fetch(b + "/webhook", {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}},
-  body: JSON.stringify({{EventType: 3, PrinterId: "fetch", Error: "x"}})}}).catch(() => {{}});
+  body: JSON.stringify({{EventType: 3, PrinterId: "{prefix}fetch", Error: "x"}})}}).catch(() => {{}});
 const img = new Image();
-img.src = b + "/webhook/octoprint?deviceIdentifier=img&topic=Print%20Failed";
+img.src = b + "/webhook/octoprint?deviceIdentifier={prefix}img&topic=Print%20Failed";
 document.body.appendChild(img);
 navigator.sendBeacon(b + "/webhook/octoeverywhere",
-  JSON.stringify({{EventType: 3, PrinterId: "beacon", Error: "x"}}));
+  JSON.stringify({{EventType: 3, PrinterId: "{prefix}beacon", Error: "x"}}));
 document.getElementById("f").submit();
 document.title = "fired";
 </script></body></html>"#
@@ -62,6 +70,7 @@ document.title = "fired";
 
 /// Serves `html` for every request on a port of its own.
 async fn serve_page(html: String) -> SocketAddr {
+    assert!(!html.is_empty());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let html = Bytes::from(html);
@@ -109,6 +118,26 @@ async fn log_entries(bridge: SocketAddr, n: usize) -> Vec<Value> {
     }
 }
 
+/// The log entries of one page's four tries (newest first): all 403 with a
+/// reason `ok` accepts, one per technique.
+fn check(entries: &[Value], ok: impl Fn(&str) -> bool) {
+    let tries = &entries[..TRIES.len()];
+    for e in tries {
+        assert_eq!(e["status"], 403, "{e}");
+        assert!(ok(e["reason"].as_str().unwrap_or_default()), "{e}");
+    }
+    let mut paths: Vec<&str> = tries
+        .iter()
+        .map(|e| e["dialect"].as_str().unwrap_or("auto"))
+        .collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        ["auto", "octoeverywhere", "octoprint", "octoprint"],
+        "fetch, beacon, img and form: {tries:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_page_from_another_origin_cannot_send_webhooks() {
     for tool in [CHROMIUM, CHROMEDRIVER] {
@@ -123,7 +152,18 @@ async fn a_page_from_another_origin_cannot_send_webhooks() {
     let bridge = app::start(cfg).await.unwrap();
     bridge.health().wait_connected().await;
     let addr = bridge.http_addr();
-    let evil = serve_page(page(addr)).await;
+    let direct = serve_page(page(&addr.to_string(), "")).await;
+    let noref = serve_page(format!(
+        r#"<!doctype html><img referrerpolicy="no-referrer"
+             src="http://{LAN_NAME}:{}/webhook/octoprint?deviceIdentifier=noref&topic=Print%20Failed">
+           <a id="go" referrerpolicy="no-referrer"
+             href="http://{LAN_NAME}:{}/webhook/octoprint?deviceIdentifier=noref&topic=Print%20Done">x</a>
+           <script>document.getElementById("go").click()</script>"#,
+        addr.port(),
+        addr.port()
+    ))
+    .await;
+    let lan = serve_page(page(&format!("{LAN_NAME}:{}", addr.port()), "lan-")).await;
 
     let port = free_port();
     let log = tempfile::NamedTempFile::new().unwrap();
@@ -146,6 +186,7 @@ async fn a_page_from_another_origin_cannot_send_webhooks() {
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-dev-shm-usage", format!("--user-data-dir={}", profile.path().display()),
+                format!("--host-resolver-rules=MAP {LAN_NAME} 127.0.0.1"),
             ],
         },
     });
@@ -158,31 +199,59 @@ async fn a_page_from_another_origin_cannot_send_webhooks() {
         .expect("a Chromium session");
 
     // `localhost` is another site than the bridge's `127.0.0.1`.
-    c.goto(&format!("http://localhost:{}/", evil.port()))
+    c.goto(&format!("http://localhost:{}/", direct.port()))
         .await
         .unwrap();
     let entries = log_entries(addr, TRIES.len()).await;
     assert_eq!(entries.len(), TRIES.len(), "{entries:?}");
-    for e in &entries {
-        assert_eq!(e["status"], 403, "{e}");
-        assert_eq!(
-            e["reason"], "cross-site browser request refused (Sec-Fetch-Site: cross-site)",
-            "{e}"
-        );
-    }
-    let mut paths: Vec<&str> = entries
+    check(&entries, |reason| {
+        reason == "cross-site browser request refused (Sec-Fetch-Site: cross-site)"
+    });
+
+    // Plain HTTP to a LAN name: no Fetch metadata, but Origin or Referer.
+    c.goto(&format!("http://localhost:{}/", lan.port()))
+        .await
+        .unwrap();
+    let entries = log_entries(addr, 2 * TRIES.len()).await;
+    assert_eq!(entries.len(), 2 * TRIES.len(), "{entries:?}");
+    let page_origin = format!("http://localhost:{}", lan.port());
+    let newest = &entries[..TRIES.len()];
+    check(newest, |reason| {
+        reason == format!("cross-site browser request refused (origin: {page_origin})")
+            || reason == format!("cross-site browser request refused (referer: {page_origin}/)")
+    });
+
+    // No Origin, no Referer, no Fetch metadata: an image and a link with
+    // `referrerpolicy="no-referrer"` still say what they load in `Accept`.
+    c.goto(&format!("http://localhost:{}/", noref.port()))
+        .await
+        .unwrap();
+    let entries = log_entries(addr, 2 * TRIES.len() + 2).await;
+    assert_eq!(entries.len(), 2 * TRIES.len() + 2, "{entries:?}");
+    let mut reasons: Vec<&str> = entries[..2]
         .iter()
-        .map(|e| e["dialect"].as_str().unwrap_or("auto"))
+        .map(|e| {
+            assert_eq!(e["status"], 403, "{e}");
+            e["reason"].as_str().unwrap_or_default()
+        })
         .collect();
-    paths.sort_unstable();
+    reasons.sort_unstable();
+    // The first image type Chromium names differs between versions.
+    assert!(
+        reasons[0].starts_with("cross-site browser request refused (Accept: image/")
+            && reasons[0].ends_with(": an image or page load)"),
+        "{reasons:?}"
+    );
     assert_eq!(
-        paths,
-        ["auto", "octoeverywhere", "octoprint", "octoprint"],
-        "fetch, beacon, img and form"
+        reasons[1],
+        "cross-site browser request refused (Accept: text/html: an image or page load)"
     );
     c.close().await.unwrap();
 
-    for printer in TRIES {
+    for printer in TRIES
+        .iter()
+        .flat_map(|t| [t.to_string(), format!("lan-{t}")])
+    {
         let topics = retained(broker.port, &format!("print2mqtt/{printer}/#")).await;
         assert!(topics.is_empty(), "{printer}: {:?}", topics.keys());
     }

@@ -12,7 +12,9 @@ use http::{HeaderMap, header};
 /// Why a request is taken as a browser's request for another site, if it
 /// is. Real senders (OctoEverywhere, python-requests, curl) send none of
 /// these headers; browsers send `Origin` with every POST, `Referer` unless
-/// the page suppresses it, and `Sec-Fetch-Site` to HTTPS and loopback.
+/// the page suppresses it, `Sec-Fetch-Site` to HTTPS and loopback, and an
+/// `Accept` that starts with an image or HTML type when they load an image
+/// or a page (an `<img>`, a link, a GET form), whatever the referrer policy.
 pub fn cross_site(headers: &HeaderMap) -> Option<String> {
     if let Some(site) = text(headers, "sec-fetch-site") {
         let site = site.trim().to_ascii_lowercase();
@@ -35,6 +37,19 @@ pub fn cross_site(headers: &HeaderMap) -> Option<String> {
                 short(value.trim())
             ));
         }
+    }
+    let accept = text(headers, header::ACCEPT.as_str()).unwrap_or_default();
+    let first = accept
+        .split([',', ';'])
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if first.starts_with("image/") || first == "text/html" {
+        return Some(format!(
+            "cross-site browser request refused (Accept: {}: an image or page load)",
+            short(&first)
+        ));
     }
     None
 }
@@ -168,6 +183,8 @@ mod tests {
             vec![host, ("origin", "null")],
             vec![host, ("origin", "http://192.168.1.5:8081")],
             vec![host, ("referer", "http://evil.example/page.html")],
+            vec![host, ("accept", "image/avif,image/webp,image/*,*/*;q=0.8")],
+            vec![host, ("accept", "text/html,application/xhtml+xml;q=0.9")],
             vec![("origin", "http://192.168.1.5:8080")],
         ] {
             let why = cross_site(&headers(&refused));
@@ -184,6 +201,8 @@ mod tests {
             vec![("host", "bridge.lan"), ("origin", "http://bridge.lan")],
             vec![("host", "bridge.lan:80"), ("origin", "http://bridge.lan")],
             vec![host, ("referer", "http://192.168.1.5:8080/")],
+            vec![host, ("accept", "*/*")],
+            vec![host, ("accept", "application/json, text/plain, */*")],
             vec![],
         ] {
             assert_eq!(cross_site(&headers(&allowed)), None, "{allowed:?}");
