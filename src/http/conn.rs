@@ -36,6 +36,9 @@ pub struct Https;
 const LINGER_TIME: Duration = Duration::from_secs(5);
 /// Most bytes a closing connection reads and discards.
 const LINGER_BYTES: usize = 64 * 1024 * 1024;
+/// A closing connection whose client sends nothing for this long is done:
+/// there is no unread data to turn the close into a reset.
+const LINGER_QUIET: Duration = Duration::from_millis(500);
 
 /// Everything a connection task needs besides its socket.
 pub struct Conn {
@@ -152,6 +155,8 @@ struct Watched<S> {
 /// A shut-down connection draining what its client still sends.
 struct Linger {
     until: Pin<Box<tokio::time::Sleep>>,
+    /// Reset whenever a byte arrives.
+    quiet: Pin<Box<tokio::time::Sleep>>,
     drained: usize,
 }
 
@@ -183,15 +188,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
-    /// Sends FIN, then reads and discards until the client closes too,
-    /// [`LINGER_BYTES`] or [`LINGER_TIME`]: closing a socket with unread
-    /// data would send a reset, and the client could lose the answer.
+    /// Sends FIN, then reads and discards until the client closes too, is
+    /// quiet for [`LINGER_QUIET`], or [`LINGER_BYTES`] or [`LINGER_TIME`]
+    /// are reached: closing a socket with unread data would send a reset,
+    /// and the client could lose the answer.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         if this.linger.is_none() {
             ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
             this.linger = Some(Linger {
                 until: Box::pin(tokio::time::sleep(LINGER_TIME)),
+                quiet: Box::pin(tokio::time::sleep(LINGER_QUIET)),
                 drained: 0,
             });
         }
@@ -200,13 +207,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         };
         let mut scratch = [0u8; 8192];
         loop {
-            if linger.drained >= LINGER_BYTES || linger.until.as_mut().poll(cx).is_ready() {
+            if linger.drained >= LINGER_BYTES
+                || linger.until.as_mut().poll(cx).is_ready()
+                || linger.quiet.as_mut().poll(cx).is_ready()
+            {
                 return Poll::Ready(Ok(()));
             }
             let mut buf = ReadBuf::new(&mut scratch);
             match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
                 Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
-                Poll::Ready(Ok(())) => linger.drained += buf.filled().len(),
+                Poll::Ready(Ok(())) => {
+                    linger.drained += buf.filled().len();
+                    let again = tokio::time::Instant::now() + LINGER_QUIET;
+                    linger.quiet.as_mut().reset(again);
+                }
                 Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
                 Poll::Pending => return Poll::Pending,
             }
