@@ -67,8 +67,8 @@ pub struct Http {
     /// Open connections of one client address (IPv6: one /64) beyond which
     /// its own longest-stalled one is closed.
     pub max_connections_per_peer: u64,
-    /// Bytes that bodies of requests not yet authenticated may hold in all;
-    /// beyond it they get 503.
+    /// Bytes that bodies of requests not yet authenticated may hold in all
+    /// (never less than `max_multipart_bytes`); beyond it they get 503.
     pub max_unauthenticated_bytes: u64,
     /// Host names (besides local names and IP addresses) under which the
     /// status page and API answer while `admin_token` is empty.
@@ -536,12 +536,6 @@ impl Config {
                     ),
                 );
             }
-        }
-        if self.http.max_unauthenticated_bytes < self.http.max_multipart_bytes {
-            bad(
-                "http.max_unauthenticated_bytes".into(),
-                "must be at least http.max_multipart_bytes".into(),
-            );
         }
         let mut aliases = BTreeMap::new();
         let mut folded = BTreeMap::new();

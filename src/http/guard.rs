@@ -34,9 +34,11 @@ pub struct Guard {
 pub struct Held(Option<OwnedSemaphorePermit>);
 
 impl Guard {
-    /// Guards for the limits of `[http]`.
+    /// Guards for the limits of `[http]`. The budget is never below
+    /// `max_multipart_bytes`, so that the largest allowed body fits.
     pub fn new(http: &config::Http) -> Guard {
-        let bytes = usize::try_from(http.max_unauthenticated_bytes)
+        let wanted = http.max_unauthenticated_bytes.max(http.max_multipart_bytes);
+        let bytes = usize::try_from(wanted)
             .unwrap_or(usize::MAX)
             .min(Semaphore::MAX_PERMITS);
         Guard {
@@ -101,6 +103,7 @@ mod tests {
     fn the_budget_is_shared_and_returned() {
         let http = config::Http {
             max_unauthenticated_bytes: 100,
+            max_multipart_bytes: 10,
             ..config::Http::default()
         };
         let g = Guard::new(&http);
@@ -112,6 +115,16 @@ mod tests {
         assert_eq!(g.budget_left(), 0);
         drop(a);
         assert_eq!(g.budget_left(), 60);
+        let small = config::Http {
+            max_unauthenticated_bytes: 100,
+            max_multipart_bytes: 1000,
+            ..config::Http::default()
+        };
+        assert_eq!(
+            Guard::new(&small).budget_left(),
+            1000,
+            "the largest body fits"
+        );
     }
 
     #[test]
