@@ -45,7 +45,7 @@ pub async fn handle(
         ..Outcome::default()
     };
     if let Some(why) = origin::cross_site(&parts.headers) {
-        warn!(%peer, "{why}");
+        // Logged by `rejected` at info: a page can send these at will.
         return rejected(shared, &seen, StatusCode::FORBIDDEN, &why);
     }
     let query: Vec<(String, String)> = parts
