@@ -249,6 +249,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     let registrars =
         octoeverywhere::start(&config, &registrations, Some(pipeline.clone()), &shutdown);
     let shared = Arc::new(Shared {
+        guard: http::guard::Guard::new(&config.http),
         config,
         pipeline,
         health: health.clone(),

@@ -22,7 +22,8 @@ pub enum AuthError {
     NotLocal,
 }
 
-/// Checks the secrets a request presented against the expected one.
+/// Checks the secrets a request presented against the expected one: every
+/// one presented must be right (a wrong extra credential is never ignored).
 ///
 /// `senders` are the peer address and any addresses a proxy forwarded for;
 /// with no secret configured every one of them must be local.
@@ -38,10 +39,10 @@ pub fn check(expected: &Secret, presented: &[&str], senders: &[IpAddr]) -> Resul
         return Err(AuthError::Missing);
     }
     let want = Sha256::digest(expected.expose().as_bytes());
-    // Compare every candidate, so timing does not tell which one matched.
-    let mut ok = subtle::Choice::from(0);
+    // Compare every candidate, so timing does not tell which one failed.
+    let mut ok = subtle::Choice::from(1);
     for p in presented {
-        ok |= Sha256::digest(p.as_bytes()).ct_eq(&want);
+        ok &= Sha256::digest(p.as_bytes()).ct_eq(&want);
     }
     if bool::from(ok) {
         Ok(())
@@ -87,7 +88,12 @@ mod tests {
             Err(AuthError::Wrong)
         );
         assert_eq!(check(&s, &["s3cret"], &[ip("8.8.8.8")]), Ok(()));
-        assert_eq!(check(&s, &["nope", "s3cret"], &[ip("8.8.8.8")]), Ok(()));
+        assert_eq!(
+            check(&s, &["nope", "s3cret"], &[ip("8.8.8.8")]),
+            Err(AuthError::Wrong),
+            "every credential presented must be right"
+        );
+        assert_eq!(check(&s, &["s3cret", "s3cret"], &[ip("8.8.8.8")]), Ok(()));
         assert_eq!(check(&s, &["s3cret\0"], &[]), Err(AuthError::Wrong));
         assert_eq!(check(&s, &["S3CRET"], &[]), Err(AuthError::Wrong));
     }

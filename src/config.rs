@@ -64,6 +64,15 @@ pub struct Http {
     pub idle_timeout_secs: u64,
     /// Open connections beyond which the longest-idle one is closed.
     pub max_connections: u64,
+    /// Open connections of one client address (IPv6: one /64) beyond which
+    /// its own longest-stalled one is closed.
+    pub max_connections_per_peer: u64,
+    /// Bytes that bodies of requests not yet authenticated may hold in all
+    /// (never less than `max_multipart_bytes`); beyond it they get 503.
+    pub max_unauthenticated_bytes: u64,
+    /// Host names (besides local names and IP addresses) under which the
+    /// status page and API answer while `admin_token` is empty.
+    pub allowed_hosts: Vec<String>,
     /// Deepest nesting of JSON objects and arrays in a body.
     pub max_json_depth: u64,
     /// PEM certificate chain; with `tls_key`, the listener speaks HTTPS.
@@ -112,6 +121,8 @@ pub struct Storage {
     pub max_events: u64,
     /// Topic and payload bytes of undelivered webhooks the outbox holds at most.
     pub max_bytes: u64,
+    /// Distinct printers; a webhook for a new one beyond it is refused.
+    pub max_printers: u64,
 }
 
 impl Storage {
@@ -203,6 +214,9 @@ impl Default for Http {
             body_timeout_secs: 30,
             idle_timeout_secs: 75,
             max_connections: 1024,
+            max_connections_per_peer: 64,
+            max_unauthenticated_bytes: 64 * 1024 * 1024,
+            allowed_hosts: Vec::new(),
             max_json_depth: 64,
             tls_cert: String::new(),
             tls_key: String::new(),
@@ -232,6 +246,7 @@ impl Default for Storage {
             data_dir: PathBuf::from("./data"),
             max_events: 100_000,
             max_bytes: 512 << 20,
+            max_printers: 1000,
         }
     }
 }
@@ -424,9 +439,10 @@ impl Config {
     /// The settings of the printer with this id, if configured.
     pub fn printer(&self, id: &str) -> Option<&Printer> {
         self.printers.get(id).or_else(|| {
+            let id = slug::fold(id);
             self.printers
                 .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(id))
+                .find(|(k, _)| slug::fold(k) == id)
                 .map(|(_, p)| p)
         })
     }
@@ -516,6 +532,15 @@ impl Config {
                 "must be 0 (the protocol's limit) or at least 4096".into(),
             );
         }
+        if !(1..=1_000_000).contains(&self.storage.max_printers) {
+            bad(
+                "storage.max_printers".into(),
+                format!(
+                    "{} is out of range: must be 1 to 1000000 printers",
+                    self.storage.max_printers
+                ),
+            );
+        }
         if self.octoeverywhere.renew_days == 0 || self.octoeverywhere.renew_days > 179 {
             bad(
                 "octoeverywhere.renew_days".into(),
@@ -544,8 +569,17 @@ impl Config {
             }
         }
         let mut aliases = BTreeMap::new();
+        let mut folded = BTreeMap::new();
         for (id, p) in &self.printers {
             let key = |k: &str| format!("printers.{id}.{k}");
+            if let Some(other) = folded.insert(slug::fold(id), id.clone()) {
+                bad(
+                    format!("printers.{id}"),
+                    format!(
+                        "names the same printer as `{other}` (ids are compared without regard to case)"
+                    ),
+                );
+            }
             if !p.alias.is_empty() {
                 if !slug::is_valid(&p.alias) || slug::RESERVED.contains(&p.alias.as_str()) {
                     bad(
@@ -735,13 +769,7 @@ fn describe(md: &figment::Metadata, key: &str) -> String {
 
 /// `mqtt://user:pass@host` → `mqtt://user:<redacted>@host`.
 fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("<redacted>"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
+    crate::mqtt::redact_url(url)
 }
 
 #[cfg(test)]

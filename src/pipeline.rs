@@ -56,6 +56,11 @@ pub enum Rejected {
     },
     #[error("the bridge is shutting down")]
     Closed,
+    #[error(
+        "printer limit reached: the bridge knows {0} printers (storage.max_printers); \
+         remove one (DELETE /api/printers/<p>) or raise the limit"
+    )]
+    TooManyPrinters(u64),
 }
 
 impl Rejected {
@@ -63,6 +68,7 @@ impl Rejected {
     pub fn status(&self) -> http::StatusCode {
         match self {
             Rejected::TooLarge { .. } => http::StatusCode::PAYLOAD_TOO_LARGE,
+            Rejected::TooManyPrinters(_) => http::StatusCode::FORBIDDEN,
             _ => http::StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -1,9 +1,14 @@
-//! Printer slugs: the one topic level a printer gets (docs/mqtt-topics.md#printer-slugs). No
+//! Printer slugs: the one topic level a printer gets (docs/mqtt-topics.md#printer-slugs), and
+//! [`fold`], the one rule by which two printer ids are the same printer. No
 //! webhook content can produce `/`, `+`, `#` or NUL here, and two printer ids
-//! never share a slug.
+//! that differ after folding never share a slug.
 
 use std::collections::{HashMap, HashSet};
 
+use icu_casemap::CaseMapper;
+use icu_normalizer::ComposingNormalizer;
+use icu_properties::CodePointSetData;
+use icu_properties::props::DefaultIgnorableCodePoint;
 use sha2::{Digest, Sha256};
 
 /// The longest slug.
@@ -12,12 +17,39 @@ pub const MAX_LEN: usize = 64;
 /// Slugs no printer may have, because the bridge's own topics use them.
 pub const RESERVED: [&str; 1] = ["bridge"];
 
-/// Lowercases `id` and replaces every character outside `[a-z0-9_-]` by `_`,
-/// keeping at most [`MAX_LEN`] characters.
+/// The key two printer ids are compared by, everywhere (configured
+/// printers and their secrets, aliases, slugs, API lookups): Unicode
+/// `NFKC_Casefold` — compatibility-normalized, case-folded, default-ignorable
+/// characters (zero-width spaces, joiners, soft hyphens) removed. So
+/// `Drucker Ä`, `drucker ä`, `DRUCKER A\u{308}` and `ｄｒｕｃｋｅｒ ä` are one
+/// printer, and none of them can pass for another one's secret.
+pub fn fold(id: &str) -> String {
+    let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>();
+    let nfkc = ComposingNormalizer::new_nfkc();
+    let visible: String = nfkc
+        .normalize(id)
+        .chars()
+        .filter(|c| !ignorable.contains(*c))
+        .collect();
+    let folded = CaseMapper::new().fold_string(&visible).into_owned();
+    nfkc.normalize(&folded).into_owned()
+}
+
+/// True when two printer ids name the same printer ([`fold`]).
+pub fn same_printer(a: &str, b: &str) -> bool {
+    a == b || fold(a) == fold(b)
+}
+
+/// Folds `id` ([`fold`]) and replaces every character outside `[a-z0-9_-]`
+/// by `_`, keeping at most [`MAX_LEN`] characters.
 pub fn slugify(id: &str) -> String {
-    id.chars()
+    let folded = fold(id);
+    // Nothing but ignorable characters: slugged as they are (to `_`).
+    let source = if folded.is_empty() { id } else { &folded };
+    source
+        .chars()
         .take(MAX_LEN)
-        .map(|c| match c.to_ascii_lowercase() {
+        .map(|c| match c {
             c @ ('a'..='z' | '0'..='9' | '_' | '-') => c,
             _ => '_',
         })
@@ -35,7 +67,7 @@ pub fn is_valid(s: &str) -> bool {
 /// `slugify(id)` shortened to make room for `_` and `hex_len` hex digits of
 /// the id's SHA-256: stable across restarts and across bridge instances.
 fn with_hash(id: &str, hex_len: usize) -> String {
-    let digest = Sha256::digest(id.as_bytes());
+    let digest = Sha256::digest(fold(id).as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     let mut base = slugify(id);
     base.truncate(MAX_LEN - 1 - hex_len);
@@ -45,8 +77,9 @@ fn with_hash(id: &str, hex_len: usize) -> String {
 /// The id ↔ slug table of every printer seen, aliases included.
 #[derive(Debug, Default, Clone)]
 pub struct Slugs {
-    /// Configured aliases, keyed by lowercased printer id.
+    /// Configured aliases, keyed by folded printer id.
     aliases: HashMap<String, String>,
+    /// Assigned slugs, keyed by folded printer id.
     by_id: HashMap<String, String>,
     taken: HashSet<String>,
 }
@@ -57,7 +90,7 @@ impl Slugs {
         let mut slugs = Slugs::default();
         slugs.taken.extend(RESERVED.iter().map(|s| s.to_string()));
         for (id, alias) in aliases {
-            slugs.aliases.insert(id.to_lowercase(), alias.to_owned());
+            slugs.aliases.insert(fold(id), alias.to_owned());
             slugs.taken.insert(alias.to_owned());
         }
         slugs
@@ -65,34 +98,36 @@ impl Slugs {
 
     /// The slug of `id`, assigning one the first time the id is seen.
     pub fn resolve(&mut self, id: &str) -> String {
-        if let Some(slug) = self.by_id.get(id) {
+        let key = fold(id);
+        if let Some(slug) = self.by_id.get(&key) {
             return slug.clone();
         }
-        let slug = match self.aliases.get(&id.to_lowercase()) {
+        let slug = match self.aliases.get(&key) {
             Some(alias) => alias.clone(),
             None => self.free_slug(id),
         };
-        self.by_id.insert(id.to_owned(), slug.clone());
+        self.by_id.insert(key, slug.clone());
         self.taken.insert(slug.clone());
         slug
     }
 
     /// Records a mapping read back from the broker, unless the slug is taken.
     pub fn restore(&mut self, slug: &str, id: &str) {
-        if self.by_id.contains_key(id) || !is_valid(slug) {
+        let key = fold(id);
+        if self.by_id.contains_key(&key) || !is_valid(slug) {
             return;
         }
-        let alias = self.aliases.get(&id.to_lowercase());
+        let alias = self.aliases.get(&key);
         if alias.is_some_and(|a| a != slug) || (alias.is_none() && self.taken.contains(slug)) {
             return;
         }
-        self.by_id.insert(id.to_owned(), slug.to_owned());
+        self.by_id.insert(key, slug.to_owned());
         self.taken.insert(slug.to_owned());
     }
 
     /// The slug already assigned to `id`, if any.
     pub fn get(&self, id: &str) -> Option<&str> {
-        self.by_id.get(id).map(String::as_str)
+        self.by_id.get(&fold(id)).map(String::as_str)
     }
 
     fn free_slug(&self, id: &str) -> String {
@@ -127,6 +162,31 @@ mod tests {
         ] {
             assert!(is_valid(&s), "{s:?}");
         }
+    }
+
+    #[test]
+    fn one_folding_rule_for_printer_ids() {
+        for same in [
+            "drucker ä",
+            "DRUCKER Ä",
+            "Drucker A\u{308}",
+            "ｄｒｕｃｋｅｒ ä",
+            "dru\u{200b}cker ä",
+            "dru\u{ad}cker Ä",
+        ] {
+            assert_eq!(fold(same), "drucker ä", "{same:?}");
+            assert!(same_printer("Drucker Ä", same), "{same:?}");
+        }
+        assert_eq!(fold("Straße"), fold("STRASSE"));
+        assert_eq!(fold("\u{212a}elvin"), "kelvin", "Kelvin sign");
+        assert!(!same_printer("drucker a", "drucker ä"));
+        assert_eq!(slugify("ｅｎｄｅｒ３"), "ender3");
+
+        let mut s = Slugs::new([("Drucker Ä", "drucker")]);
+        assert_eq!(s.resolve("drucker ä"), "drucker", "alias by the same rule");
+        assert_eq!(s.resolve("Ender3"), "ender3");
+        assert_eq!(s.resolve("ENDER3"), "ender3", "one printer, one slug");
+        assert_eq!(s.get("ender3"), Some("ender3"));
     }
 
     #[test]

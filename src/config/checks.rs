@@ -11,7 +11,7 @@ const KIB: u64 = 1024;
 const GIB: u64 = 1024 * 1024 * 1024;
 
 /// (key, lowest, highest, unit) of every bounded number in `[http]`.
-const RANGES: [(&str, u64, u64, &str); 8] = [
+const RANGES: [(&str, u64, u64, &str); 10] = [
     ("http.max_body_bytes", KIB, GIB, "bytes"),
     ("http.max_multipart_bytes", KIB, GIB, "bytes"),
     // Never below 64 KiB: OctoEverywhere's relay resends a body that got
@@ -21,6 +21,13 @@ const RANGES: [(&str, u64, u64, &str); 8] = [
     ("http.body_timeout_secs", 1, 3600, "seconds"),
     ("http.idle_timeout_secs", 1, 86_400, "seconds"),
     ("http.max_connections", 1, 1_000_000, "connections"),
+    ("http.max_connections_per_peer", 1, 1_000_000, "connections"),
+    (
+        "http.max_unauthenticated_bytes",
+        1024 * KIB,
+        64 * GIB,
+        "bytes",
+    ),
     // The OctoPrint-Webhooks "get all data" template nests 4 levels deep;
     // serde_json itself stops at 128.
     ("http.max_json_depth", 8, 128, "levels"),
@@ -36,6 +43,8 @@ impl Http {
             "http.body_timeout_secs" => self.body_timeout_secs,
             "http.idle_timeout_secs" => self.idle_timeout_secs,
             "http.max_connections" => self.max_connections,
+            "http.max_connections_per_peer" => self.max_connections_per_peer,
+            "http.max_unauthenticated_bytes" => self.max_unauthenticated_bytes,
             _ => self.max_json_depth,
         }
     }

@@ -1,6 +1,8 @@
 //! Who may see the status page, the API and `/metrics`: with
 //! `http.admin_token` empty, loopback and private-network clients only
-//! (proxies' forwarded-for addresses included); with it set, everyone who
+//! (proxies' forwarded-for addresses included) that name the bridge by a
+//! local name, an IP address or a configured name (a DNS-rebinding page
+//! names its own domain); with it set, everyone who
 //! presents it — as a Bearer header, or as the session cookie the login
 //! form sets. The cookie holds an expiry and an HMAC of it keyed by the
 //! token, never the token; changing the token ends every session.
@@ -14,9 +16,14 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::reply::{self, Reply};
-use super::webhook;
+use super::{origin, webhook};
 use crate::auth;
-use crate::config::Secret;
+use crate::config::{Config, Secret};
+
+/// Marks a request that came through the Home Assistant ingress listener:
+/// the Supervisor's proxy chose its `Host`, not a browser.
+#[derive(Debug, Clone, Copy)]
+pub struct Ingress;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "print2mqtt_session";
@@ -24,13 +31,36 @@ pub const COOKIE: &str = "print2mqtt_session";
 const SESSION_SECS: u64 = 30 * 24 * 3600;
 
 /// The access rule's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
     Allowed,
     /// A token is configured and the request did not present it.
     TokenRequired,
     /// No token is configured and the client is not on the local network.
     NotLocal,
+    /// No token is configured and the request names the bridge by a name
+    /// that is not its own (DNS rebinding); the reason says which.
+    ForeignHost(String),
+}
+
+/// Applies the rule to one request, `Host` included.
+pub fn check_request<B>(config: &Config, peer: IpAddr, req: &http::Request<B>) -> Access {
+    let http = &config.http;
+    let access = check(&http.admin_token, peer, req.headers());
+    if access != Access::Allowed
+        || !http.admin_token.is_empty()
+        || req.extensions().get::<Ingress>().is_some()
+    {
+        return access;
+    }
+    let public = url::Url::parse(&config.octoeverywhere.public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
+    let allowed: Vec<String> = http.allowed_hosts.iter().cloned().chain(public).collect();
+    match origin::foreign_host(req.headers(), &allowed) {
+        Some(why) => Access::ForeignHost(why),
+        None => Access::Allowed,
+    }
 }
 
 /// Applies the rule to one request.
@@ -61,6 +91,7 @@ pub fn check(token: &Secret, peer: IpAddr, headers: &HeaderMap) -> Access {
 /// The JSON answer for a refused API request.
 pub fn refused(access: Access) -> Reply {
     match access {
+        Access::ForeignHost(why) => reply::error(StatusCode::MISDIRECTED_REQUEST, &why),
         Access::NotLocal => reply::error(
             StatusCode::FORBIDDEN,
             "only loopback and private-network clients may use this; set http.admin_token to allow others",

@@ -373,7 +373,7 @@ fn find<'t>(table: &'t Printers, printer: &str) -> Option<(&'t String, &'t Print
                 if exact {
                     s.printer_id == printer
                 } else {
-                    s.printer_id.eq_ignore_ascii_case(printer)
+                    crate::slug::same_printer(&s.printer_id, printer)
                 }
             })
         };

@@ -48,6 +48,7 @@ pub async fn route(
             "webhooks are not served on the ingress port; send them to the webhook port",
         ));
     }
+    req.extensions_mut().insert(super::access::Ingress);
     let headers = req.headers_mut();
     for name in FORWARDED {
         headers.remove(name);

@@ -1,11 +1,15 @@
 //! The listener's limits, read from `[http]`, and the table of open
-//! connections that enforces `http.max_connections`: each connection's
-//! activity (busy, idle since, reading headers since) decides its deadline,
-//! and when the table is full the connection idle the longest is closed to
-//! make room, so held-open connections never starve a real sender.
+//! connections that enforces `http.max_connections` and
+//! `http.max_connections_per_peer`: each connection's activity (busy, idle
+//! since, reading headers since, reading a body) decides its deadline, and
+//! when the table (or a peer's share) is full the connection that has
+//! waited on its client the longest — idle, sending headers, or stalling
+//! in a body — is closed to make room, so held-open connections never
+//! starve a real sender.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +29,7 @@ pub struct Limits {
     pub body_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    pub max_connections_per_peer: usize,
     pub max_json_depth: usize,
 }
 
@@ -41,6 +46,7 @@ impl Limits {
             body_timeout: Duration::from_secs(http.body_timeout_secs),
             idle_timeout: Duration::from_secs(http.idle_timeout_secs),
             max_connections: size(http.max_connections),
+            max_connections_per_peer: size(http.max_connections_per_peer),
             max_json_depth: size(http.max_json_depth),
         }
     }
@@ -69,6 +75,11 @@ pub struct Activity {
     /// When the first byte of the next request arrived while idle; a new
     /// connection counts as reading from the start.
     reading_since: AtomicU64,
+    /// When the client last sent anything.
+    last_byte: AtomicU64,
+    /// A handler is waiting for the request's body: the server waits on
+    /// the client, as between requests.
+    body: AtomicBool,
 }
 
 impl Activity {
@@ -79,11 +90,21 @@ impl Activity {
             busy: AtomicUsize::new(0),
             idle_since: AtomicU64::new(now),
             reading_since: AtomicU64::new(now),
+            last_byte: AtomicU64::new(now),
+            body: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the connection as waiting for a request body until the guard
+    /// is dropped.
+    pub fn reading_body(self: &Arc<Activity>) -> ReadingBody {
+        self.body.store(true, Ordering::Release);
+        ReadingBody(self.clone())
     }
 
     /// Bytes arrived: while idle, the next request's headers are coming.
     pub fn on_read(&self) {
+        self.last_byte.store(ms(self.epoch), Ordering::Release);
         if self.busy.load(Ordering::Acquire) == 0 {
             let _ = self.reading_since.compare_exchange(
                 NONE,
@@ -115,14 +136,28 @@ impl Activity {
         Some(self.epoch + Duration::from_millis(since) + allowed)
     }
 
-    /// Since when the connection has waited on its client, if it is not
-    /// handling a request (the eviction order when the table is full).
+    /// Since when the connection has waited on its client — idle, sending
+    /// headers, or sending a body — counted from the last sign of life
+    /// (the eviction order when the table is full); `None` while the
+    /// server is working on a request.
     fn waiting_since(&self) -> Option<u64> {
-        if self.busy.load(Ordering::Acquire) > 0 {
+        let body = self.body.load(Ordering::Acquire);
+        if self.busy.load(Ordering::Acquire) > 0 && !body {
             return None;
         }
         let idle = self.idle_since.load(Ordering::Acquire);
-        Some(idle.min(self.reading_since.load(Ordering::Acquire)))
+        let last = self.last_byte.load(Ordering::Acquire);
+        Some(if body { last } else { idle.max(last) })
+    }
+}
+
+/// Marks a body as being read while it lives.
+#[derive(Debug)]
+pub struct ReadingBody(Arc<Activity>);
+
+impl Drop for ReadingBody {
+    fn drop(&mut self) {
+        self.0.body.store(false, Ordering::Release);
     }
 }
 
@@ -154,13 +189,32 @@ pub struct Admitted {
 struct Entry {
     activity: Arc<Activity>,
     evicted: CancellationToken,
+    peer: IpAddr,
 }
 
-/// Every open connection, bounded by `http.max_connections`.
+/// The address a connection counts against: IPv6 clients by their /64,
+/// which one machine usually has whole.
+fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut s = v6.segments();
+                s[4..].fill(0);
+                IpAddr::from(s)
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// Every open connection, bounded by `http.max_connections` in all and
+/// `http.max_connections_per_peer` per client address.
 #[derive(Debug)]
 pub struct Table {
     epoch: Instant,
     max: usize,
+    per_peer: usize,
     next: AtomicU64,
     open: Mutex<HashMap<u64, Entry>>,
     /// When the last "table full" warning was logged (ms since epoch).
@@ -168,35 +222,37 @@ pub struct Table {
 }
 
 impl Table {
-    /// An empty table for at most `max` connections.
-    pub fn new(max: usize) -> Table {
+    /// An empty table for at most `max` connections, `per_peer` of them
+    /// from one client address.
+    pub fn new(max: usize, per_peer: usize) -> Table {
         Table {
             epoch: Instant::now(),
             max: max.max(1),
+            per_peer: per_peer.max(1),
             next: AtomicU64::new(0),
             open: Mutex::new(HashMap::new()),
             warned: AtomicU64::new(NONE),
         }
     }
 
-    /// Admits a new connection. When the table is full, the connection
-    /// that has waited on its client the longest is closed to make room;
-    /// `None` when every connection is handling a request.
-    pub fn admit(&self) -> Option<Admitted> {
+    /// Admits a new connection from `peer`. When the peer has its share
+    /// of the table, its own connection that has waited on it the longest
+    /// is closed to make room; when the table is full, the one of any peer.
+    /// `None` when every candidate is handling a request.
+    pub fn admit(&self, peer: IpAddr) -> Option<Admitted> {
+        let peer = peer_key(peer);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if open.len() >= self.max {
-            let oldest = open
-                .iter()
-                .filter_map(|(id, e)| e.activity.waiting_since().map(|t| (t, *id)))
-                .min();
-            let Some((_, victim)) = oldest else {
-                self.warn_full();
+        let mine = open.values().filter(|e| e.peer == peer).count();
+        if mine >= self.per_peer {
+            if !Self::evict(&mut open, Some(peer)) {
+                debug!(%peer, "Connection refused: the peer's connections are all busy");
                 return None;
-            };
-            if let Some(e) = open.remove(&victim) {
-                e.evicted.cancel();
             }
+        } else if open.len() >= self.max {
             self.warn_full();
+            if !Self::evict(&mut open, None) {
+                return None;
+            }
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let activity = Arc::new(Activity::new(self.epoch));
@@ -206,6 +262,7 @@ impl Table {
             Entry {
                 activity: activity.clone(),
                 evicted: evicted.clone(),
+                peer,
             },
         );
         Some(Admitted {
@@ -213,6 +270,23 @@ impl Table {
             activity,
             evicted,
         })
+    }
+
+    /// Closes the connection (of `peer`, if given) that has waited on its
+    /// client the longest; false if none is waiting.
+    fn evict(open: &mut HashMap<u64, Entry>, peer: Option<IpAddr>) -> bool {
+        let oldest = open
+            .iter()
+            .filter(|(_, e)| peer.is_none_or(|p| e.peer == p))
+            .filter_map(|(id, e)| e.activity.waiting_since().map(|t| (t, *id)))
+            .min();
+        let Some((_, victim)) = oldest else {
+            return false;
+        };
+        if let Some(e) = open.remove(&victim) {
+            e.evicted.cancel();
+        }
+        true
     }
 
     /// Forgets a closed connection.
@@ -239,7 +313,7 @@ impl Table {
             self.warned.store(now, Ordering::Relaxed);
             warn!(
                 max = self.max,
-                "Connection limit reached (http.max_connections): closing the longest-idle connections"
+                "Connection limit reached (http.max_connections): closing the connections that wait longest on their clients"
             );
         } else {
             debug!(max = self.max, "Connection limit reached");
@@ -250,6 +324,9 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    const OTHER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
 
     fn limits() -> Limits {
         Limits::new(&config::Http::default())
@@ -270,8 +347,8 @@ mod tests {
 
     #[test]
     fn deadlines_follow_the_connection_phase() {
-        let table = Table::new(4);
-        let a = table.admit().unwrap().activity;
+        let table = Table::new(4, 4);
+        let a = table.admit(LOCAL).unwrap().activity;
         let l = limits();
         let opened = a.deadline(&l).unwrap();
         assert!(opened <= Instant::now() + l.header_timeout, "headers due");
@@ -286,19 +363,47 @@ mod tests {
 
     #[test]
     fn a_full_table_closes_the_longest_idle_connection() {
-        let table = Table::new(2);
-        let first = table.admit().unwrap();
+        let table = Table::new(2, 2);
+        let first = table.admit(LOCAL).unwrap();
         std::thread::sleep(Duration::from_millis(5));
-        let second = table.admit().unwrap();
-        let third = table.admit().unwrap();
+        let second = table.admit(LOCAL).unwrap();
+        let third = table.admit(OTHER).unwrap();
         assert!(first.evicted.is_cancelled());
         assert!(!second.evicted.is_cancelled());
         assert_eq!(table.len(), 2);
         // Both remaining connections busy: nothing can be closed.
         let _b1 = second.activity.start_request();
         let _b2 = third.activity.start_request();
-        assert!(table.admit().is_none());
+        assert!(table.admit(OTHER).is_none());
         table.remove(second.id);
-        assert!(table.admit().is_some());
+        assert!(table.admit(OTHER).is_some());
+    }
+
+    #[test]
+    fn a_stalled_body_can_be_closed_but_a_handled_request_cannot() {
+        let table = Table::new(2, 2);
+        let slow = table.admit(LOCAL).unwrap();
+        let handled = table.admit(OTHER).unwrap();
+        let _b1 = slow.activity.start_request();
+        let _reading = slow.activity.reading_body();
+        let _b2 = handled.activity.start_request();
+        assert!(table.admit(OTHER).is_some());
+        assert!(slow.evicted.is_cancelled(), "the stalled body made room");
+        assert!(!handled.evicted.is_cancelled());
+    }
+
+    #[test]
+    fn one_peer_never_holds_more_than_its_share() {
+        let table = Table::new(100, 3);
+        let mine: Vec<_> = (0..3).map(|_| table.admit(LOCAL).unwrap()).collect();
+        let other = table.admit(OTHER).unwrap();
+        let fourth = table.admit(LOCAL).unwrap();
+        assert_eq!(mine.iter().filter(|a| a.evicted.is_cancelled()).count(), 1);
+        assert!(!other.evicted.is_cancelled() && !fourth.evicted.is_cancelled());
+        assert_eq!(table.len(), 4);
+        // IPv6 clients count by their /64.
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert_eq!(peer_key(a), peer_key(b));
     }
 }

@@ -5,9 +5,12 @@
 mod access;
 mod api;
 mod appconnection;
+mod body;
 mod conn;
+pub mod guard;
 mod ingress;
 pub mod limits;
+mod origin;
 mod reply;
 mod routes;
 mod setup;
@@ -47,6 +50,8 @@ pub struct Shared {
     pub registrations: Registrations,
     /// The webhook log, metrics and live-stream shutdown signal.
     pub monitor: Monitor,
+    /// The budget of unauthenticated bodies and the login rate limit.
+    pub guard: guard::Guard,
 }
 
 /// Which routes a listener serves.
@@ -90,7 +95,10 @@ pub async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let limits = limits::Limits::new(&shared.config.http);
-    let table = Arc::new(limits::Table::new(limits.max_connections));
+    let table = Arc::new(limits::Table::new(
+        limits.max_connections,
+        limits.max_connections_per_peer,
+    ));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.tcp.accept() => match accepted {
@@ -104,7 +112,7 @@ pub async fn serve(
             },
             () = shutdown.cancelled() => break,
         };
-        let Some(slot) = table.admit() else {
+        let Some(slot) = table.admit(peer.ip()) else {
             debug!(%peer, "Connection refused: every connection is busy");
             continue;
         };

@@ -42,7 +42,7 @@ pub async fn route(
     }
     if path == "/api/appconnection" {
         return Ok(
-            match access::check(&shared.config.http.admin_token, peer.ip(), req.headers()) {
+            match access::check_request(&shared.config, peer.ip(), &req) {
                 _ if req.method() != Method::GET => reply::method_not_allowed("GET"),
                 access::Access::Allowed => appconnection::list(&shared),
                 denied => access::refused(denied),

@@ -53,8 +53,9 @@ pub async fn route(
             return Ok(if !is_get {
                 reply::method_not_allowed("GET")
             } else {
-                match access::check(&shared.config.http.admin_token, peer.ip(), headers) {
+                match access::check_request(&shared.config, peer.ip(), &req) {
                     Access::Allowed => page("index.html", StatusCode::OK, headers, None),
+                    denied @ Access::ForeignHost(_) => access::refused(denied),
                     Access::TokenRequired => login_page(StatusCode::UNAUTHORIZED, headers, None),
                     Access::NotLocal => reply::text(
                         StatusCode::FORBIDDEN,
@@ -66,7 +67,7 @@ pub async fn route(
         "/login" => {
             return Ok(match method {
                 Method::GET | Method::HEAD => login_page(StatusCode::OK, headers, None),
-                Method::POST => login(shared, req).await,
+                Method::POST => login(shared, peer, req).await,
                 _ => reply::method_not_allowed("GET, POST"),
             });
         }
@@ -75,7 +76,7 @@ pub async fn route(
                 let mut r = see_other();
                 set_cookie(
                     &mut r,
-                    &access::clear_cookie(&cookie_path(headers), secure(headers)),
+                    &access::clear_cookie(&cookie_path(headers), secure(&req)),
                 );
                 r
             } else {
@@ -85,7 +86,7 @@ pub async fn route(
         _ => {}
     }
     if path == "/metrics" || path == "/api" || path.starts_with("/api/") {
-        let access = access::check(&shared.config.http.admin_token, peer.ip(), headers);
+        let access = access::check_request(&shared.config, peer.ip(), &req);
         if access != Access::Allowed {
             return Ok(access::refused(access));
         }
@@ -152,12 +153,24 @@ async fn api_route(
 }
 
 /// `POST /login` with `token=<http.admin_token>`: sets the session cookie.
-async fn login(shared: &Shared, req: Request<Incoming>) -> Reply {
+async fn login(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -> Reply {
     let headers = req.headers().clone();
     let token = &shared.config.http.admin_token;
     if token.is_empty() {
         return see_other();
     }
+    if let Err(wait) = shared.guard.login_attempt(peer.ip()) {
+        let mut r = login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &headers,
+            Some("Too many attempts; wait a minute."),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
+    let https = secure(&req);
     let body = match Limited::new(req.into_body(), MAX_LOGIN_BODY)
         .collect()
         .await
@@ -179,7 +192,7 @@ async fn login(shared: &Shared, req: Request<Incoming>) -> Reply {
         return login_page(StatusCode::UNAUTHORIZED, &headers, Some("Wrong token."));
     }
     let mut r = see_other();
-    let cookie = access::session_cookie(token, &cookie_path(&headers), secure(&headers));
+    let cookie = access::session_cookie(token, &cookie_path(&headers), https);
     set_cookie(&mut r, &cookie);
     r
 }
@@ -263,11 +276,15 @@ fn cookie_path(headers: &HeaderMap) -> String {
     ingress_path(headers).map_or_else(|| "/".to_owned(), |p| format!("{p}/"))
 }
 
-fn secure(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+/// True when the browser talks HTTPS: over the HTTPS listener, or behind a
+/// proxy that says so.
+fn secure<B>(req: &Request<B>) -> bool {
+    req.extensions().get::<super::conn::Https>().is_some()
+        || req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
 /// 303 to the page, relative so it stays under any prefix.

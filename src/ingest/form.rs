@@ -19,6 +19,11 @@ pub const ROUTING_KEYS: [&str; 2] = ["token", "printer"];
 /// Decodes an `application/x-www-form-urlencoded` body; JSON in a field may
 /// nest at most `max_depth` levels.
 pub fn parse_body(body: &[u8], max_depth: usize) -> Result<Map<String, Value>, IngestError> {
+    // Counted before decoding: each pair becomes two strings.
+    let pairs = body.iter().filter(|b| **b == b'&').count() + 1;
+    if pairs > depth::MAX_VALUES {
+        return Err(IngestError::TooManyValues(depth::MAX_VALUES));
+    }
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|e| IngestError::Form(super::shorten(&e.to_string(), 200)))?;
     to_object(pairs, max_depth)
@@ -51,6 +56,18 @@ pub fn to_object(
     pairs: impl IntoIterator<Item = (String, String)>,
     max_depth: usize,
 ) -> Result<Map<String, Value>, IngestError> {
+    let pairs: Vec<(String, String)> = pairs.into_iter().collect();
+    // Every field and every value of its JSON count against one bound, so
+    // many small JSON fields cannot add up to more than one JSON body may.
+    let mut values = pairs.len();
+    for (_, raw) in &pairs {
+        if matches!(raw.trim_start().as_bytes().first(), Some(b'{' | b'[')) {
+            values += depth::values(raw.as_bytes(), depth::MAX_VALUES);
+        }
+        if values > depth::MAX_VALUES {
+            return Err(IngestError::TooManyValues(depth::MAX_VALUES));
+        }
+    }
     let mut map = Map::new();
     let mut repeated = HashSet::new();
     for (key, raw) in pairs {
@@ -101,6 +118,18 @@ pub fn field_value(key: &str, raw: String, max_depth: usize) -> Result<Value, In
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn values_are_bounded_across_fields() {
+        let field = format!("[{}1]", "1,".repeat(999));
+        let pairs = (0..30).map(|i| (format!("f{i}"), field.clone()));
+        assert_eq!(
+            to_object(pairs, 64),
+            Err(IngestError::TooManyValues(depth::MAX_VALUES))
+        );
+        let few = (0..10).map(|i| (format!("f{i}"), field.clone()));
+        assert_eq!(to_object(few, 64).unwrap().len(), 10);
+    }
 
     #[test]
     fn nested_objects_are_decoded_and_numbers_stay_text() {

@@ -17,6 +17,9 @@ pub fn parse(text: &[u8], max_depth: usize) -> Result<Value, IngestError> {
     if depth::exceeds(text, max_depth) {
         return Err(IngestError::TooDeep(max_depth));
     }
+    if depth::values(text, depth::MAX_VALUES) > depth::MAX_VALUES {
+        return Err(IngestError::TooManyValues(depth::MAX_VALUES));
+    }
     serde_json::from_slice::<Unique>(text)
         .map(|u| u.0)
         .map_err(|e| IngestError::Json(e.to_string()))
@@ -126,6 +129,17 @@ mod tests {
         let err = object(br#"{"job":{"file":{"name":"a","name":"b"}}}"#, 64).unwrap_err();
         assert!(err.to_string().contains("duplicate key `name`"), "{err}");
         assert!(object(br#"{"a":{"k":1},"b":{"k":1}}"#, 64).is_ok());
+    }
+
+    #[test]
+    fn values_are_counted_before_parsing() {
+        let many = format!("[{}1]", "1,".repeat(depth::MAX_VALUES));
+        assert_eq!(
+            parse(many.as_bytes(), 64),
+            Err(IngestError::TooManyValues(depth::MAX_VALUES))
+        );
+        let fits = format!("[{}1]", "1,".repeat(depth::MAX_VALUES - 3));
+        assert!(parse(fits.as_bytes(), 64).is_ok());
     }
 
     #[test]

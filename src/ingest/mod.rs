@@ -85,6 +85,8 @@ pub enum IngestError {
     Json(String),
     #[error("JSON nested deeper than {0} levels (http.max_json_depth)")]
     TooDeep(usize),
+    #[error("body holds more than {0} values")]
+    TooManyValues(usize),
     #[error("the printer id has no printable characters")]
     BlankPrinter,
     #[error("body must be a JSON object")]
@@ -301,6 +303,15 @@ fn strip_bom(body: &[u8]) -> &[u8] {
 fn decode(hook: &Webhook, encoding: Encoding) -> Result<Decoded, IngestError> {
     let body = strip_bom(hook.body);
     let depth = hook.limits.max_json_depth;
+    // The multipart limit is for multipart bodies only: a body labelled
+    // multipart but read as JSON or a form gets the limit of what it is.
+    if encoding != Encoding::Multipart && body.len() > hook.limits.max_text_bytes {
+        return Err(IngestError::TooLarge(format!(
+            "{} body larger than {} bytes (http.max_body_bytes)",
+            encoding.name(),
+            hook.limits.max_text_bytes
+        )));
+    }
     let (map, file) = match encoding {
         Encoding::Json if body.trim_ascii().is_empty() => return Err(IngestError::Empty),
         Encoding::Json => (json::object(body, depth)?, None),
@@ -382,6 +393,20 @@ mod tests {
         assert_eq!(
             err(b"\xff\xfe{", Some("application/json")).status(),
             StatusCode::BAD_REQUEST
+        );
+        let many = format!("{{\"a\":[{}1]}}", "1,".repeat(30_000));
+        assert_eq!(
+            err(many.as_bytes(), None),
+            IngestError::TooManyValues(20_000)
+        );
+        let json_as_multipart = format!("{{\"a\":\"{}\"}}", "x".repeat(2 << 20));
+        assert_eq!(
+            err(
+                json_as_multipart.as_bytes(),
+                Some("multipart/form-data; boundary=x")
+            )
+            .status(),
+            StatusCode::PAYLOAD_TOO_LARGE
         );
         let deep = "[".repeat(10_000);
         assert_eq!(err(deep.as_bytes(), None), IngestError::TooDeep(64));

@@ -1,7 +1,9 @@
 //! Text values made safe to publish, whatever a webhook sends: control
 //! characters and bidirectional overrides removed (line breaks and tabs
 //! become spaces), every value capped at [`MAX_TEXT_CHARS`] characters, an
-//! absurd Z height dropped. Topic
+//! absurd Z height dropped, a URL that is not `http` or `https` (with a
+//! host) dropped — Home Assistant fetches the snapshot URL and the page
+//! links the Quick View URL. Topic
 //! levels never come from these values (they come from `slug`); this keeps
 //! plain-text payloads, the event JSON and Home Assistant's names readable.
 
@@ -46,11 +48,29 @@ pub fn event(event: &mut Event) -> Result<(), IngestError> {
             .map(|s| clean(name, s))
             .filter(|s| !s.trim().is_empty());
     }
+    for (name, field) in [
+        ("snapshot_url", &mut event.snapshot_url),
+        ("quickview_url", &mut event.quickview_url),
+    ] {
+        if field.as_deref().is_some_and(|u| !is_web_url(u)) {
+            warn!(
+                field = name,
+                "URL dropped: only http and https URLs are published"
+            );
+            *field = None;
+        }
+    }
     if let Some(z) = event.z.filter(|z| z.abs() > MAX_Z_MM) {
         warn!(field = "z", value = z, "Out-of-range value dropped");
         event.z = None;
     }
     Ok(())
+}
+
+/// True for an absolute `http` or `https` URL with a host.
+pub fn is_web_url(text: &str) -> bool {
+    url::Url::parse(text.trim())
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
 }
 
 /// `s` without control and bidi characters, at most [`MAX_TEXT_CHARS`]
@@ -108,6 +128,30 @@ mod tests {
         assert_eq!(e.file.as_ref().map(String::len), Some(MAX_TEXT_CHARS));
         assert_eq!(e.error, None);
         assert_eq!(e.printer_name.as_deref(), Some("Ender 3"));
+        e.snapshot_url = Some("file:///etc/passwd".into());
+        e.quickview_url = Some("javascript:alert(1)".into());
+        event(&mut e).unwrap();
+        assert_eq!(
+            (e.snapshot_url.as_deref(), e.quickview_url.as_deref()),
+            (None, None)
+        );
+        for ok in [
+            "https://octoeverywhere.com/snap?x=1",
+            "HTTP://192.168.1.5/s.jpg",
+        ] {
+            e.snapshot_url = Some(ok.into());
+            event(&mut e).unwrap();
+            assert_eq!(e.snapshot_url.as_deref(), Some(ok));
+        }
+        for bad in [
+            "ftp://x/y",
+            "data:image/jpeg;base64,AAAA",
+            "//evil/x",
+            "mqtt://h",
+            "https://",
+        ] {
+            assert!(!is_web_url(bad), "{bad}");
+        }
         e.printer_id = "\u{0}\u{0}".into();
         assert_eq!(event(&mut e), Err(IngestError::BlankPrinter));
     }

@@ -52,7 +52,8 @@ impl BrokerUrl {
         if url.trim().is_empty() {
             return Ok(None);
         }
-        let u = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        let shown = redact_url(url);
+        let u = url::Url::parse(url).map_err(|e| format!("`{shown}` is not a URL: {e}"))?;
         let tls = match u.scheme() {
             "mqtt" | "tcp" => false,
             "mqtts" | "ssl" | "tls" => true,
@@ -65,7 +66,7 @@ impl BrokerUrl {
         let host = u
             .host_str()
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("`{url}` names no host"))?
+            .ok_or_else(|| format!("`{shown}` names no host"))?
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
@@ -82,6 +83,20 @@ impl BrokerUrl {
             username: Some(u.username()).filter(|s| !s.is_empty()).map(decode),
             password: u.password().map(decode),
         }))
+    }
+}
+
+/// `url` fit to print: everything between the user name's `:` and the
+/// last `@` of the text replaced by `<redacted>` — read as text, not as a
+/// URL, so a password that breaks the URL (or holds an `@`) is hidden too.
+pub fn redact_url(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let Some(at) = url[start..].rfind('@').map(|i| start + i) else {
+        return url.to_owned();
+    };
+    match url[start..at].find(':') {
+        Some(colon) => format!("{}:<redacted>{}", &url[..start + colon], &url[at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -167,5 +182,29 @@ mod tests {
         assert!(BrokerUrl::parse("http://x").unwrap_err().contains("scheme"));
         assert!(BrokerUrl::parse("localhost:1883").is_err());
         assert!(BrokerUrl::parse("not a url").is_err());
+        for (bad, shown) in [
+            (
+                "mqtt://user:pa ss@broker:99999",
+                "mqtt://user:<redacted>@broker:99999",
+            ),
+            (
+                "mqtt://user:p@ss/w@broker:99999",
+                "mqtt://user:<redacted>@broker:99999",
+            ),
+            ("mqtt://user:secret@:1883", "mqtt://user:<redacted>@:1883"),
+        ] {
+            let err = BrokerUrl::parse(bad).map_or_else(|e| e, |_| shown.to_owned());
+            assert!(
+                !err.contains("pa ss") && !err.contains("p@ss") && !err.contains("secret"),
+                "{err}"
+            );
+            assert!(err.contains(shown), "{err}");
+            assert_eq!(redact_url(bad), shown);
+        }
+        assert_eq!(
+            redact_url("mqtts://u:p%40ss@broker.lan"),
+            "mqtts://u:<redacted>@broker.lan"
+        );
+        assert_eq!(redact_url("mqtt://u@broker"), "mqtt://u@broker");
     }
 }

@@ -135,7 +135,10 @@ fn resolve(topics: &Topics, retained: &[(String, Bytes)], printer: &str) -> Stri
         .collect();
     ids.iter()
         .find(|(_, id)| id == printer)
-        .or_else(|| ids.iter().find(|(_, id)| id.eq_ignore_ascii_case(printer)))
+        .or_else(|| {
+            ids.iter()
+                .find(|(_, id)| crate::slug::same_printer(id, printer))
+        })
         .map_or_else(|| slugify(printer), |(slug, _)| (*slug).to_owned())
 }
 

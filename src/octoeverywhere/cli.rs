@@ -46,7 +46,7 @@ pub async fn run(
     }
     if let Some(wanted) = printer {
         connections.retain(|c| {
-            c.printer_id.eq_ignore_ascii_case(wanted)
+            crate::slug::same_printer(&c.printer_id, wanted)
                 || config.printers[&c.printer_id].alias == wanted
         });
         if connections.is_empty() {

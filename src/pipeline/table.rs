@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 
-use super::{ConfigCheck, startup};
-use crate::config::Config;
+use super::{ConfigCheck, Rejected, startup};
+use crate::config::{Config, Storage};
 use crate::event::{Event, format_time};
 use crate::homeassistant::{self, PrinterView};
 use crate::mqtt::messages::{Message, render};
@@ -28,9 +28,9 @@ pub struct Printers {
     /// Each printer's state by slug.
     pub states: BTreeMap<String, PrinterState>,
     pub(super) ha: homeassistant::Context,
-    /// `printers.<id>.name`, keyed by lowercased printer id.
+    /// `printers.<id>.name`, keyed by folded printer id.
     pub(super) names: HashMap<String, String>,
-    /// Lowercased ids of the printers with an `app_token`.
+    /// Folded ids of the printers with an `app_token`.
     pub(super) app_tokens: HashSet<String>,
     /// The view each printer's configs were last published with.
     pub(super) published: HashMap<String, PrinterView>,
@@ -39,6 +39,8 @@ pub struct Printers {
     /// Restored printers whose configs the start-up check still compares
     /// with the broker's: their webhooks publish no configs until it is done.
     pub(super) unchecked: HashSet<String>,
+    /// `storage.max_printers`: webhooks for a new printer beyond it are refused.
+    pub(super) max_printers: usize,
 }
 
 /// A printer taken out of the table, and the empty retained messages that
@@ -67,6 +69,21 @@ impl Printers {
             published: HashMap::new(),
             webhooks: 0,
             unchecked: HashSet::new(),
+            max_printers: Storage::default().max_printers as usize,
+        }
+    }
+
+    /// `Err` when `printer_id` would be a new printer beyond
+    /// `storage.max_printers` (checked before anything is assigned).
+    pub fn admit(&self, printer_id: &str) -> Result<(), Rejected> {
+        let known = self
+            .slugs
+            .get(printer_id)
+            .is_some_and(|slug| self.states.contains_key(slug));
+        if known || self.states.len() < self.max_printers {
+            Ok(())
+        } else {
+            Err(Rejected::TooManyPrinters(self.max_printers as u64))
         }
     }
 
@@ -74,17 +91,18 @@ impl Printers {
     pub fn from_config(config: &Config) -> Printers {
         let mut printers = Printers::new(Slugs::new(config.aliases()));
         printers.ha = homeassistant::Context::from_config(config);
+        printers.max_printers = usize::try_from(config.storage.max_printers).unwrap_or(usize::MAX);
         printers.names = config
             .printers
             .iter()
             .filter(|(_, p)| !p.name.trim().is_empty())
-            .map(|(id, p)| (id.to_lowercase(), p.name.clone()))
+            .map(|(id, p)| (crate::slug::fold(id), p.name.clone()))
             .collect();
         printers.app_tokens = config
             .printers
             .iter()
             .filter(|(_, p)| !p.app_token.is_empty())
-            .map(|(id, _)| id.to_lowercase())
+            .map(|(id, _)| crate::slug::fold(id))
             .collect();
         printers
     }
@@ -291,7 +309,7 @@ impl Printers {
                 if exact {
                     s.printer_id == printer
                 } else {
-                    s.printer_id.eq_ignore_ascii_case(printer)
+                    crate::slug::same_printer(&s.printer_id, printer)
                 }
             })
         };
@@ -302,7 +320,7 @@ impl Printers {
 
     pub(super) fn view(&self, slug: &str) -> Option<PrinterView> {
         let state = self.states.get(slug)?;
-        let id = state.printer_id.to_lowercase();
+        let id = crate::slug::fold(&state.printer_id);
         let mut view = PrinterView::new(slug, state, self.names.get(&id).map(String::as_str));
         view.app_connection = self.app_tokens.contains(&id);
         Some(view)

@@ -167,6 +167,10 @@ impl Writer {
         event: &mut Event,
         pending: &mut (u64, u64),
     ) -> Result<(String, u64), Rejected> {
+        if let Err(e) = table.admit(&event.printer_id) {
+            warn!(printer_id = %crate::ingest::shorten(&event.printer_id, 64), "{e}");
+            return Err(e);
+        }
         let slug = table.slugs.resolve(&event.printer_id);
         if let Some(jpeg) = &event.snapshot {
             let probe = Message::retained(self.topics.field(&slug, Field::Snapshot), jpeg.clone());
