@@ -339,11 +339,9 @@ impl Outbox {
         }
         let db = Arc::new(create(&self.inner.path)?);
         probe(&db)?;
-        // Counts may have moved while closed: take them from the store.
-        let s = scan(&db)?;
-        self.inner.depth.store(s.depth, Ordering::Relaxed);
-        self.inner.bytes.store(s.bytes, Ordering::Relaxed);
-        self.inner.parked.store(s.parked, Ordering::Relaxed);
+        // The counts stay as they are: nothing was committed while closed,
+        // and a recount would take delivered records still waiting for
+        // their batched delete for undelivered ones.
         *slot = Some(db.clone());
         *self.inner.fault.lock().unwrap_or_else(|e| e.into_inner()) = None;
         info!("Outbox storage recovered");

@@ -367,18 +367,8 @@ fn read(shared: &Shared) -> std::sync::RwLockReadGuard<'_, Printers> {
 
 /// The printer with this slug, else this printer id (exact, then any case).
 fn find<'t>(table: &'t Printers, printer: &str) -> Option<(&'t String, &'t PrinterState)> {
-    table.states.get_key_value(printer).or_else(|| {
-        let by_id = |exact: bool| {
-            table.states.iter().find(|(_, s)| {
-                if exact {
-                    s.printer_id == printer
-                } else {
-                    crate::slug::same_printer(&s.printer_id, printer)
-                }
-            })
-        };
-        by_id(true).or_else(|| by_id(false))
-    })
+    let slug = table.find(printer)?;
+    table.states.get_key_value(&slug)
 }
 
 fn not_found(printer: &str) -> Reply {

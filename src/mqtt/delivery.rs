@@ -250,27 +250,14 @@ impl Delivery {
     /// was the only one outstanding gets a strike; at [`STRIKES`] it is
     /// parked. Returns the records that completed because of that.
     pub fn connection_lost(&mut self) -> Vec<Done> {
-        let mut alone = self
-            .fifo
-            .iter()
-            .chain(self.inflight.values())
-            .filter_map(|t| match t {
-                Tag::Msg { seq, idx } => Some((*seq, *idx)),
-                Tag::Control => None,
-            });
-        let suspect = match (alone.next(), alone.next()) {
-            (Some(only), None) => Some(only),
-            _ => None,
+        let suspect = {
+            let mut alone = self.outstanding_messages();
+            match (alone.next(), alone.next()) {
+                (Some(only), None) => Some(only),
+                _ => None,
+            }
         };
-        let last_out = self
-            .fifo
-            .iter()
-            .chain(self.inflight.values())
-            .filter_map(|t| match t {
-                Tag::Msg { seq, idx } => Some((*seq, *idx)),
-                Tag::Control => None,
-            })
-            .max();
+        let last_out = self.outstanding_messages().max();
         self.careful_until = self.careful_until.max(last_out);
         self.fifo.clear();
         self.inflight.clear();
@@ -303,6 +290,18 @@ impl Delivery {
     /// Requests not yet acknowledged (the publishing window in use).
     pub fn outstanding(&self) -> usize {
         self.fifo.len() + self.inflight.len()
+    }
+
+    /// The outbox messages requested and not yet acknowledged, as (record,
+    /// index).
+    fn outstanding_messages(&self) -> impl Iterator<Item = (u64, usize)> + '_ {
+        self.fifo
+            .iter()
+            .chain(self.inflight.values())
+            .filter_map(|t| match t {
+                Tag::Msg { seq, idx } => Some((*seq, *idx)),
+                Tag::Control => None,
+            })
     }
 
     /// How many messages of incomplete records are held.

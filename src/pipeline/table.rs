@@ -300,7 +300,9 @@ impl Printers {
         self.states.contains_key(slug)
     }
 
-    pub(super) fn find(&self, printer: &str) -> Option<String> {
+    /// The slug of the printer with this slug or printer id (exact id
+    /// first, then by [`crate::slug::same_printer`]).
+    pub fn find(&self, printer: &str) -> Option<String> {
         if self.states.contains_key(printer) {
             return Some(printer.to_owned());
         }
