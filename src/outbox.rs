@@ -16,7 +16,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tracing::{error, info, warn};
 
-use crate::mqtt::delivery::record_bytes;
 use crate::mqtt::messages::Message;
 
 mod codec;
@@ -28,7 +27,9 @@ const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 /// Parked message id → encoded [`Parked`].
 const PARKED: TableDefinition<u64, &[u8]> = TableDefinition::new("parked");
 /// Written and removed again when reopening after a fault: proof that the
-/// disk takes writes again (opening alone may succeed on a full disk).
+/// disk takes writes again (opening alone may succeed on a full disk), as
+/// large as the append that failed (a small write can fit in the file's
+/// free pages while a large one cannot grow it).
 const PROBE: TableDefinition<u64, &[u8]> = TableDefinition::new("probe");
 const PROBE_BYTES: usize = 64 << 10;
 /// The store's file name inside `storage.data_dir`.
@@ -50,6 +51,16 @@ pub struct Record {
     /// Milliseconds since the Unix epoch when the webhook was accepted.
     pub accepted_at_ms: u64,
     pub messages: Vec<Message>,
+}
+
+impl Record {
+    /// Topic and payload bytes of its messages (what the bounds count).
+    pub fn bytes(&self) -> usize {
+        self.messages
+            .iter()
+            .map(|m| m.topic.len() + m.payload.len())
+            .sum()
+    }
 }
 
 /// A message the broker would not take, kept for a retry on request.
@@ -161,6 +172,8 @@ struct Inner {
     depth: AtomicU64,
     bytes: AtomicU64,
     parked: AtomicU64,
+    /// Bytes of the last append that failed, for the probe.
+    needed: AtomicU64,
     limits: Limits,
 }
 
@@ -210,7 +223,7 @@ fn scan(db: &Database) -> Result<Scan, OutboxError> {
                 s.pending.last = Some(record.seq);
                 if record.webhook {
                     s.depth += 1;
-                    s.bytes += record_bytes(&record) as u64;
+                    s.bytes += record.bytes() as u64;
                 }
             }
             None => s.corrupt.push(key.value()),
@@ -220,11 +233,11 @@ fn scan(db: &Database) -> Result<Scan, OutboxError> {
     Ok(s)
 }
 
-/// Writes and deletes a record of [`PROBE_BYTES`], each durably.
-fn probe(db: &Database) -> Result<(), OutboxError> {
+/// Writes and deletes a record of `bytes`, each durably.
+fn probe(db: &Database, bytes: usize) -> Result<(), OutboxError> {
     let txn = db.begin_write()?;
     txn.open_table(PROBE)?
-        .insert(0, vec![0u8; PROBE_BYTES].as_slice())?;
+        .insert(0, vec![0u8; bytes].as_slice())?;
     txn.commit()?;
     let txn = db.begin_write()?;
     txn.open_table(PROBE)?.remove(0)?;
@@ -278,6 +291,7 @@ impl Outbox {
                 depth: AtomicU64::new(scan.depth),
                 bytes: AtomicU64::new(scan.bytes),
                 parked: AtomicU64::new(scan.parked),
+                needed: AtomicU64::new(0),
                 limits,
             }),
         };
@@ -338,7 +352,8 @@ impl Outbox {
             return Ok(db.clone());
         }
         let db = Arc::new(create(&self.inner.path)?);
-        probe(&db)?;
+        let needed = self.inner.needed.load(Ordering::Relaxed) as usize;
+        probe(&db, needed.max(PROBE_BYTES))?;
         // The counts stay as they are: nothing was committed while closed,
         // and a recount would take delivered records still waiting for
         // their batched delete for undelivered ones.
@@ -390,22 +405,29 @@ impl Outbox {
 
     /// Commits `records` durably (one fsync for all of them).
     pub fn append(&self, records: &[Record]) -> Result<(), OutboxError> {
-        self.with_db(|db| {
+        let mut bytes = 0;
+        let appended = self.with_db(|db| {
             let txn = db.begin_write()?;
             {
                 let mut table = txn.open_table(RECORDS)?;
                 for r in records {
-                    table.insert(r.seq, codec::encode(r).as_slice())?;
+                    let encoded = codec::encode(r);
+                    bytes += encoded.len();
+                    table.insert(r.seq, encoded.as_slice())?;
                 }
             }
             txn.commit()?;
             Ok(())
-        })?;
+        });
+        if let Err(e) = appended {
+            self.inner.needed.store(bytes as u64, Ordering::Relaxed);
+            return Err(e);
+        }
         let webhooks = records.iter().filter(|r| r.webhook);
         self.inner
             .depth
             .fetch_add(webhooks.clone().count() as u64, Ordering::Relaxed);
-        let bytes: usize = webhooks.map(record_bytes).sum();
+        let bytes: usize = webhooks.map(Record::bytes).sum();
         self.inner.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         Ok(())
     }
@@ -457,7 +479,7 @@ impl Outbox {
                 match codec::decode(key.value(), value.value()) {
                     Some(record) => {
                         held += record.messages.len();
-                        held_bytes += record_bytes(&record);
+                        held_bytes += record.bytes();
                         records.push(record);
                     }
                     None => error!(seq = key.value(), "Unreadable outbox record skipped"),
@@ -558,7 +580,7 @@ impl Outbox {
         let (mut n, mut bytes) = (0u64, 0u64);
         for r in records.into_iter().filter(|r| r.webhook) {
             n += 1;
-            bytes += record_bytes(r) as u64;
+            bytes += r.bytes() as u64;
         }
         self.inner.depth.fetch_sub(n, Ordering::Relaxed);
         self.inner.bytes.fetch_sub(bytes, Ordering::Relaxed);

@@ -116,7 +116,7 @@ async fn api_route(
             Some(p) => (p, true),
             None => (rest, false),
         };
-        let Some(printer) = super::routes::percent_decode(segment) else {
+        let Some(printer) = percent_decode(segment) else {
             return reply::error(StatusCode::BAD_REQUEST, "printer is not valid UTF-8");
         };
         return match (snapshot, method) {
@@ -301,6 +301,15 @@ fn set_cookie(r: &mut Reply, cookie: &str) {
     }
 }
 
+/// Decodes `%XX` escapes of one path segment; `None` if the result is not
+/// UTF-8. A `%` without two hex digits stays as it is.
+fn percent_decode(segment: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,5 +349,16 @@ mod tests {
                 .unwrap()
                 .starts_with("default-src 'self'")
         );
+    }
+
+    #[test]
+    fn printer_segments_are_percent_decoded() {
+        assert_eq!(percent_decode("ender_3").as_deref(), Some("ender_3"));
+        assert_eq!(percent_decode("Ender%203").as_deref(), Some("Ender 3"));
+        assert_eq!(percent_decode("a%2Fb+c").as_deref(), Some("a/b+c"));
+        assert_eq!(percent_decode("100%").as_deref(), Some("100%"));
+        assert_eq!(percent_decode("%zz%4").as_deref(), Some("%zz%4"));
+        assert_eq!(percent_decode("%C3%BC").as_deref(), Some("ü"));
+        assert_eq!(percent_decode("%FF"), None);
     }
 }

@@ -176,7 +176,7 @@ impl Delivery {
     /// Adds a record to send, after those already known.
     pub fn push(&mut self, record: Record) {
         self.messages += record.messages.len();
-        self.bytes += record_bytes(&record);
+        self.bytes += record.bytes();
         self.records.push_back(Tracked::new(record));
     }
 
@@ -341,7 +341,7 @@ impl Delivery {
                 break;
             };
             self.messages -= t.record.messages.len();
-            self.bytes -= record_bytes(&t.record);
+            self.bytes -= t.record.bytes();
             self.cursor = match self.cursor {
                 (0, _) => (0, 0),
                 (r, m) => (r - 1, m),
@@ -362,15 +362,6 @@ impl Delivery {
         }
         done
     }
-}
-
-/// Topic and payload bytes of a record's messages.
-pub fn record_bytes(record: &Record) -> usize {
-    record
-        .messages
-        .iter()
-        .map(|m| m.topic.len() + m.payload.len())
-        .sum()
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@ fn bytes_are_counted_and_bound_the_outbox() {
         max_bytes: 100,
     };
     let (outbox, _) = Outbox::open(dir.path(), limits).unwrap();
-    let one = record_bytes(&record(1, "a")) as u64;
+    let one = record(1, "a").bytes() as u64;
     assert_eq!(one, 7 + 8 + 7 + 9);
     outbox.append(&[record(1, "a"), record(2, "a")]).unwrap();
     assert_eq!(outbox.depth_bytes(), 2 * one);

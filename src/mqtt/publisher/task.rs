@@ -381,7 +381,7 @@ impl Task {
         };
         let Some(spill) = self.spill else { return };
         let messages: usize = slice.iter().map(|r| r.messages.len()).sum();
-        let bytes: usize = slice.iter().map(crate::mqtt::delivery::record_bytes).sum();
+        let bytes: usize = slice.iter().map(Record::bytes).sum();
         let short = messages < MEMORY_MESSAGES / 2 && bytes < MEMORY_BYTES / 2;
         for record in slice {
             if record.seq >= self.next_seq {
