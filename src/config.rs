@@ -13,9 +13,11 @@ use figment::value::{Dict, Value};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::event::EventKind;
-use crate::{mqtt::topics, slug};
+use crate::mqtt::topics;
+use crate::slug;
 
 mod checks;
+pub mod urls;
 
 /// The file read when neither `--config` nor `PRINT2MQTT_CONFIG` names one.
 pub const DEFAULT_FILE: &str = "config/print2mqtt.toml";
@@ -482,7 +484,7 @@ impl Config {
                 "must be an address such as 0.0.0.0:8099, or empty".into(),
             );
         }
-        if let Err(problem) = crate::mqtt::BrokerUrl::parse(&self.mqtt.url) {
+        if let Err(problem) = urls::BrokerUrl::parse(&self.mqtt.url) {
             bad("mqtt.url".into(), problem);
         }
         if !topics::is_valid_base(&self.mqtt.base_topic) {
@@ -547,7 +549,7 @@ impl Config {
                 "must be 1 to 179 (OctoEverywhere forgets a webhook after 180 days)".into(),
             );
         }
-        if let Err(problem) = crate::octoeverywhere::check_url(&self.octoeverywhere.api_url) {
+        if let Err(problem) = urls::check_url(&self.octoeverywhere.api_url) {
             bad("octoeverywhere.api_url".into(), problem);
         }
         let with_token = self.printers.iter().find(|(_, p)| !p.app_token.is_empty());
@@ -556,7 +558,7 @@ impl Config {
             let problem = if public_url.is_empty() {
                 Some("must be set".to_owned())
             } else {
-                crate::octoeverywhere::check_url(public_url).err()
+                urls::check_url(public_url).err()
             };
             if let Some(problem) = problem {
                 bad(
@@ -769,7 +771,7 @@ fn describe(md: &figment::Metadata, key: &str) -> String {
 
 /// `mqtt://user:pass@host` → `mqtt://user:<redacted>@host`.
 fn redact_url(url: &str) -> String {
-    crate::mqtt::redact_url(url)
+    urls::redact_url(url)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::event::Event;
 use crate::mqtt::messages::Message;
 use crate::mqtt::publisher::Publisher;
 use crate::mqtt::topics::Topics;
-use crate::octoeverywhere::AppState;
+use crate::octoeverywhere::app_state::AppState;
 use crate::outbox::Outbox;
 use crate::snapshots::Snapshots;
 

@@ -7,7 +7,7 @@ use super::device::{Base, Look, Owner};
 use super::{Discovered, Feed};
 use crate::event::Status;
 use crate::mqtt::topics::{BRIDGE_LAST_WEBHOOK, BRIDGE_VERSION, BRIDGE_WEBHOOKS};
-use crate::octoeverywhere::AppState;
+use crate::octoeverywhere::app_state::AppState;
 use crate::state::Field;
 
 /// An MQTT sensor config.

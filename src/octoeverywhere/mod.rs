@@ -11,13 +11,13 @@
 //! - [`cli`]: `oe-register`, `oe-test`, `oe-unregister`.
 
 pub mod api;
+pub mod app_state;
 pub mod cli;
 pub mod client;
 pub mod registrar;
 pub mod schedule;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -33,52 +33,7 @@ use api::Connection;
 use client::Client;
 use registrar::Registrar;
 
-/// A printer's registration state, as published on
-/// `<base>/<slug>/app_connection` and shown by Home Assistant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppState {
-    /// Not answered yet.
-    Pending,
-    /// OctoEverywhere saved the callback.
-    Registered,
-    /// OctoEverywhere saved something else than was sent; retrying.
-    Mismatch,
-    /// A temporary failure (600-602, 605, 5xx, network); retrying.
-    Retrying,
-    /// Refused (400, 606, or no secret configured): fix the configuration.
-    Rejected,
-    /// 603: the App Connection does not exist.
-    NotFound,
-    /// 604: the App Connection was revoked or has expired.
-    Revoked,
-}
-
-impl AppState {
-    /// Every state, in the order Home Assistant lists them.
-    pub const ALL: [AppState; 7] = [
-        AppState::Pending,
-        AppState::Registered,
-        AppState::Mismatch,
-        AppState::Retrying,
-        AppState::Rejected,
-        AppState::NotFound,
-        AppState::Revoked,
-    ];
-
-    /// The published name.
-    pub fn name(self) -> &'static str {
-        match self {
-            AppState::Pending => "pending",
-            AppState::Registered => "registered",
-            AppState::Mismatch => "mismatch",
-            AppState::Retrying => "retrying",
-            AppState::Rejected => "rejected",
-            AppState::NotFound => "not_found",
-            AppState::Revoked => "revoked",
-        }
-    }
-}
+pub use app_state::AppState;
 
 /// One printer's registration as the status page and `/api/appconnection`
 /// show it. Never holds a secret: the callback URL is redacted.
@@ -235,39 +190,6 @@ pub fn start(
 /// `renew_days` as a duration.
 pub fn renew_interval(renew_days: u32) -> Duration {
     Duration::from_secs(u64::from(renew_days) * 24 * 60 * 60)
-}
-
-/// Checks a URL the bridge sends secrets to or through (`public_url`,
-/// `api_url`): `https://`, or `http://` for a loopback host only (tests, a
-/// proxy on the same machine); a host; no query or fragment.
-pub fn check_url(url: &str) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
-    let host = parsed.host_str().unwrap_or_default();
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    match parsed.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => {
-            return Err(String::from(
-                "must start with https:// (http:// only for a loopback host)",
-            ));
-        }
-    }
-    if host.is_empty() {
-        return Err("has no host".into());
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err("must not have a query or fragment".into());
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("must not carry credentials".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::AppState;
 use super::api::{Call, Connection, Outcome, classify, event_types};
 use super::schedule::{FIRST_RETRY, MAX_RETRY, next_delay, retry_delay};
-use super::{AppState, check_url};
+use crate::config::urls::check_url;
 use crate::config::{Config, Printer, Secret};
 
 const CALLBACK: &str =

@@ -14,7 +14,7 @@ use crate::mqtt::messages::{Message, render};
 use crate::mqtt::topics::{
     APP_CONNECTION, BRIDGE_LAST_WEBHOOK, BRIDGE_WEBHOOKS, LAST_EVENT, Topics,
 };
-use crate::octoeverywhere::AppState;
+use crate::octoeverywhere::app_state::AppState;
 use crate::outbox::Record;
 use crate::slug::Slugs;
 use crate::state::{Field, PrinterState};
