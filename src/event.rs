@@ -362,6 +362,14 @@ impl Event {
     }
 }
 
+/// Milliseconds since the Unix epoch, now (0 if the clock is before it):
+/// the one clock reading outbox records, latencies and ages use.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Formats a timestamp as RFC 3339 UTC, e.g. `2026-11-23T10:15:00Z`.
 pub fn format_time(t: OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)

@@ -11,11 +11,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tracing::{error, info, warn};
 
+use crate::event::now_ms;
 use crate::mqtt::messages::Message;
 
 mod codec;
@@ -243,12 +243,6 @@ fn probe(db: &Database, bytes: usize) -> Result<(), OutboxError> {
     txn.open_table(PROBE)?.remove(0)?;
     txn.commit()?;
     Ok(())
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Moves a damaged store aside; returns where it went.

@@ -223,7 +223,7 @@ fn gauges(shared: &Shared) -> Gauges {
     let oldest = stats
         .oldest_accepted_ms
         .load(std::sync::atomic::Ordering::Relaxed);
-    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64;
+    let now_ms = crate::event::now_ms();
     Gauges {
         broker_connected: shared.health.is_connected(),
         reconnects: stats.reconnects.load(std::sync::atomic::Ordering::Relaxed),

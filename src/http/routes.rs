@@ -77,9 +77,7 @@ fn readyz(shared: &Shared) -> Reply {
         .stats()
         .oldest_accepted_ms
         .load(Ordering::Relaxed);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let now_ms = crate::event::now_ms();
     let oldest_age_secs = (oldest > 0).then(|| now_ms.saturating_sub(oldest) / 1000);
     let fault = shared.outbox.fault();
     let status = if connected && depth < max && fault.is_none() {

@@ -13,8 +13,9 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{error, warn};
 
 use super::table::{Printers, Removal, Undo};
-use super::{Answer, BATCH, Job, REMOVAL_GRACE, Receipt, Rejected, TableChange, now_ms};
+use super::{Answer, BATCH, Job, REMOVAL_GRACE, Receipt, Rejected, TableChange};
 use crate::event::Event;
+use crate::event::now_ms;
 use crate::mqtt::delivery::packet_size;
 use crate::mqtt::messages::Message;
 use crate::mqtt::publisher::Publisher;
