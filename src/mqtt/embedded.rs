@@ -2,6 +2,7 @@
 //! the bridge runs on a machine with nothing else installed.
 
 use std::collections::HashMap;
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -16,11 +17,22 @@ use super::MAX_PACKET;
 pub fn start(listen: SocketAddr) -> anyhow::Result<()> {
     // rumqttd binds inside its own thread and only logs a failure there:
     // check the address first so a taken port is a clear start-up error.
-    drop(
-        TcpListener::bind(listen).with_context(|| {
-            format!("embedded broker cannot listen on {listen} (broker.listen)")
-        })?,
-    );
+    match TcpListener::bind(listen) {
+        Ok(probe) => drop(probe),
+        Err(e) if e.kind() == ErrorKind::AddrInUse => anyhow::bail!(
+            "embedded broker cannot listen on {listen} (broker.listen): {e}. Another MQTT \
+             broker probably has the port (installing Debian's mosquitto package starts one): \
+             use it with PRINT2MQTT_MQTT__URL=mqtt://{}, stop it \
+             (sudo systemctl disable --now mosquitto), or move the embedded broker with \
+             PRINT2MQTT_BROKER__LISTEN=127.0.0.1:<another port>",
+            connect_addr(listen)
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!("embedded broker cannot listen on {listen} (broker.listen)")
+            });
+        }
+    }
     let server = ServerSettings {
         name: "print2mqtt-embedded".into(),
         listen,
@@ -77,4 +89,31 @@ pub fn connect_addr(listen: SocketAddr) -> SocketAddr {
         });
     }
     addr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A taken port (Debian's mosquitto service on 1883, say) is an error
+    /// that names the ways out.
+    #[test]
+    fn a_taken_port_names_the_fix() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let e = start(addr).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "embedded broker cannot listen on {addr} (broker.listen)"
+            )),
+            "{e}"
+        );
+        for fix in [
+            format!("PRINT2MQTT_MQTT__URL=mqtt://{addr}"),
+            "systemctl disable --now mosquitto".into(),
+            "PRINT2MQTT_BROKER__LISTEN=".into(),
+        ] {
+            assert!(e.contains(&fix), "{fix} not in: {e}");
+        }
+    }
 }
