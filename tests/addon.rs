@@ -431,9 +431,11 @@ fn versions_agree_and_the_base_image_is_named() {
     assert_eq!(version, env!("CARGO_PKG_VERSION"), "add-on = crate version");
     let docker = read(&format!("{ADDON}/Dockerfile"));
     let from: Vec<_> = docker.lines().filter(|l| l.starts_with("FROM ")).collect();
-    assert_eq!(
-        from,
-        [format!("FROM ghcr.io/print2mqtt/print2mqtt:{version}")],
+    assert_eq!(from, ["FROM ${BASE_IMAGE}"]);
+    assert!(
+        docker.contains(&format!(
+            "\nARG BASE_IMAGE=ghcr.io/print2mqtt/print2mqtt:{version}\n"
+        )),
         "an explicit base image, tagged with the add-on's version"
     );
     assert!(
@@ -441,7 +443,7 @@ fn versions_agree_and_the_base_image_is_named() {
         "no Supervisor-injected base"
     );
     assert!(docker.contains(&format!("io.hass.version=\"{version}\"")));
-    assert!(docker.contains("io.hass.arch=\"amd64|aarch64\""));
+    assert!(docker.contains("io.hass.arch=\"${BUILD_ARCH}\""));
     assert!(docker.contains(&format!(
         "PRINT2MQTT_HTTP__INGRESS_LISTEN=0.0.0.0:{}",
         get(&c, "ingress_port").as_u64().unwrap()
@@ -449,4 +451,42 @@ fn versions_agree_and_the_base_image_is_named() {
     assert!(docker.contains("PRINT2MQTT_HTTP__LISTEN=0.0.0.0:8080"));
     let changelog = read(&format!("{ADDON}/CHANGELOG.md"));
     assert!(changelog.contains(&format!("## {version}")));
+}
+
+/// The Supervisor pulls `image` (with `{arch}` replaced) tagged with
+/// `version`; the release workflow publishes exactly that, for every arch,
+/// built on the print2mqtt image it publishes in the same run.
+#[test]
+fn the_release_publishes_the_add_on_image() {
+    let c = addon();
+    let image = str_of(get(&c, "image"), "image");
+    assert_eq!(image, "ghcr.io/print2mqtt/{arch}-addon-print2mqtt");
+    let release = read(".github/workflows/release.yml");
+    assert!(
+        release.contains(
+            r#"image="$(sed -n 's/^image: *//p' docker/homeassistant-addon/config.yaml)""#
+        ),
+        "the workflow reads the image name from config.yaml"
+    );
+    assert!(release.contains(r#"--tag "${image/\{arch\}/$arch}:$VERSION""#));
+    for arch in get(&c, "arch").as_sequence().unwrap() {
+        let arch = str_of(arch, "arch");
+        let platform = match arch {
+            "amd64" => "linux/amd64",
+            "aarch64" => "linux/arm64",
+            other => panic!("no Docker platform for add-on arch {other}"),
+        };
+        assert!(
+            release.contains(&format!("{arch}:{platform}")),
+            "the release builds the {arch} add-on image"
+        );
+    }
+    let docker = read(&format!("{ADDON}/Dockerfile"));
+    let base = docker
+        .lines()
+        .find_map(|l| l.strip_prefix("ARG BASE_IMAGE="))
+        .unwrap();
+    let (name, _) = base.rsplit_once(':').unwrap();
+    assert!(release.contains(&format!("{name}:${{{{ env.VERSION }}}}")));
+    assert!(release.contains(&format!("\"BASE_IMAGE={name}:$VERSION\"")));
 }

@@ -75,17 +75,39 @@ fn the_dockerfile_builds_with_the_readme_command_and_runs_unprivileged() {
     let text = read("docker/Dockerfile");
     let ins = instructions(&text);
     let from = one(&ins, "FROM");
-    assert_eq!(from.len(), 2, "two stages: {from:?}");
+    assert_eq!(
+        from,
+        [
+            "${BUILD_IMAGE} AS build",
+            "scratch AS prebuilt",
+            "${BINARY} AS binary",
+            "${RUNTIME_IMAGE} AS runtime"
+        ],
+        "the base images are build arguments; the runtime stage takes the binary from `build` or `prebuilt`"
+    );
+    let args: BTreeMap<_, _> = one(&ins, "ARG")
+        .into_iter()
+        .filter_map(|a| a.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect();
+    let builder = &args["BUILD_IMAGE"];
+    let builder_rust = builder
+        .strip_prefix("rust:")
+        .and_then(|v| v.strip_suffix("-slim-bookworm"))
+        .unwrap_or_else(|| panic!("builder pinned to a Rust release on Debian 12: {builder}"));
+    let msrv = env!("CARGO_PKG_RUST_VERSION");
+    let version = |v: &str| -> Vec<u32> { v.split('.').map(|n| n.parse().unwrap()).collect() };
     assert!(
-        from[0].starts_with("rust:1.") && from[0].ends_with("-slim-bookworm AS build"),
-        "builder pinned to a Rust release on Debian 12: {}",
-        from[0]
+        version(builder_rust) >= version(msrv),
+        "the builder's Rust {builder_rust} is at least rust-version {msrv}"
     );
     assert!(
-        from[1].starts_with("gcr.io/distroless/cc-debian12"),
+        args["RUNTIME_IMAGE"].starts_with("gcr.io/distroless/cc-debian12"),
         "final stage on Debian 12 like the builder (same glibc): {}",
-        from[1]
+        args["RUNTIME_IMAGE"]
     );
+    assert_eq!(args["BINARY"], "build", "a plain `docker build` compiles");
+    assert!(text.contains("COPY dist/${TARGETARCH}/ /out/"));
+    assert!(text.contains("COPY --from=binary /out/print2mqtt /usr/local/bin/print2mqtt"));
     let run = one(&ins, "RUN");
     assert_eq!(run.len(), 1, "{run:?}");
     let build = run[0].split("&&").next().unwrap().trim();
@@ -105,7 +127,7 @@ fn the_dockerfile_builds_with_the_readme_command_and_runs_unprivileged() {
     assert_eq!(env["PRINT2MQTT_STORAGE__DATA_DIR"], "/data");
     assert_eq!(one(&ins, "VOLUME"), ["[\"/data\"]"]);
     assert!(
-        text.contains("COPY --from=build --chown=65532:65532 /out/data /data"),
+        text.contains("COPY --from=binary --chown=65532:65532 /out/data /data"),
         "the volume's mount point belongs to the user that writes the outbox"
     );
     let port = env["PRINT2MQTT_HTTP__LISTEN"].rsplit(':').next().unwrap();
@@ -353,4 +375,55 @@ async fn healthcheck_follows_the_bridge() {
         stderr.contains(&format!("unhealthy: http://{listen}/healthz")),
         "{stderr}"
     );
+}
+
+/// The release workflow copies binaries laid out as the Dockerfile's
+/// `prebuilt` stage reads them into its runtime stage, for both
+/// architectures; CI runs `.ci/run` in Debian 12.
+#[test]
+fn the_workflows_build_what_the_dockerfile_expects() {
+    let release = read(".github/workflows/release.yml");
+    let workflow = yaml(".github/workflows/release.yml");
+    assert_eq!(workflow["on"]["push"]["tags"][0].as_str(), Some("v*"));
+    let jobs = &workflow["jobs"];
+    let arches: Vec<_> = jobs["binary"]["strategy"]["matrix"]["include"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|e| e["arch"].as_str().unwrap())
+        .collect();
+    assert_eq!(arches, ["amd64", "arm64"], "Docker's TARGETARCH names");
+    assert!(release.contains("\"dist/${{ matrix.arch }}/print2mqtt\""));
+    assert!(release.contains("install -d -m 0755 \"dist/${{ matrix.arch }}/data\""));
+    assert!(release.contains("cargo build --release --locked"));
+    assert_eq!(
+        jobs["binary"]["container"].as_str(),
+        Some("rust:1.95-bookworm"),
+        "Debian 12's glibc, like the runtime image"
+    );
+    let push = jobs["images"]["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("docker/build-push-action"))
+        })
+        .expect("a build-push step");
+    let with = &push["with"];
+    assert_eq!(with["file"].as_str(), Some("docker/Dockerfile"));
+    assert_eq!(with["target"].as_str(), Some("runtime"));
+    assert_eq!(with["build-args"].as_str(), Some("BINARY=prebuilt"));
+    assert_eq!(with["platforms"].as_str(), Some("linux/amd64,linux/arm64"));
+
+    let ci = yaml(".github/workflows/ci.yml");
+    let steps = ci["jobs"]["ci"]["steps"].as_sequence().unwrap();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["run"].as_str() == Some("bash .ci/run")),
+        "CI runs .ci/run"
+    );
+    assert!(read(".ci/run").contains("bash scripts/check-workflows.sh"));
 }
