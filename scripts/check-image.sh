@@ -28,7 +28,6 @@ source "$(dirname "$0")/lib/docker.sh"
 cd "$ROOT"
 need_root
 started=$SECONDS
-arch="$(dpkg --print-architecture)"
 image="$CHECK_PREFIX/print2mqtt:local"
 net="$CHECK_PREFIX-net"
 broker="$CHECK_PREFIX-mosquitto"
@@ -38,18 +37,7 @@ secret="image-check-$RANDOM$RANDOM"
 printer="imagecheck"
 
 step "release binary"
-if [ -n "${CHECK_BINARY:-}" ]; then
-    bin="$CHECK_BINARY"
-else
-    cargo build --release --locked
-    bin="target/release/print2mqtt"
-fi
-"$bin" --version
-echo "   $(stat -c %s "$bin" | numfmt --to=iec) $bin"
-rm -rf "dist/$arch"
-install -D -m 0755 "$bin" "dist/$arch/print2mqtt"
-install -d -m 0755 "dist/$arch/data"
-at_exit "rm -rf '$ROOT/dist/$arch'; rmdir '$ROOT/dist' 2>/dev/null"
+release_binary
 took build
 
 step "Docker engine, base images"
@@ -59,14 +47,7 @@ mosquitto_image
 took setup
 
 step "docker build (BINARY=prebuilt, target runtime, base $BASE_IMAGE_TAG)"
-docker_build -q -f docker/Dockerfile --target runtime \
-    --build-arg BINARY=prebuilt \
-    --build-arg "BUILD_IMAGE=$BASE_IMAGE_TAG" \
-    --build-arg "RUNTIME_IMAGE=$BASE_IMAGE_TAG" \
-    -t "$image" .
-docker history --format '{{.Size}}\t{{.CreatedBy}}' "$image" | head -4 | cut -c1-110
-echo "   image: $(docker image inspect -f '{{.Size}}' "$image" | numfmt --to=iec) in all," \
-    "$(docker image inspect -f '{{.Size}}' "$BASE_IMAGE_TAG" | numfmt --to=iec) of it the base stand-in"
+print2mqtt_image "$image"
 took build
 
 cleanup() {

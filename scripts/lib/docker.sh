@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the on-demand container checks (scripts/check-image.sh,
 # check-addon.sh, check-fresh.sh; docs/packaging.md): a Docker engine, a
 # Debian 12 base image made locally (no image registry is needed), a
@@ -130,6 +131,40 @@ RUN apt-get update -qq \
     && install -d -o mosquitto -g mosquitto /mosquitto/data /mosquitto/config
 CMD ["mosquitto", "-c", "/mosquitto/config/mosquitto.conf"]
 DOCKERFILE
+}
+
+# The release binary for the image: CHECK_BINARY, or `cargo build --release
+# --locked` here (the release profile), laid out in dist/<arch>/ as the
+# Dockerfile's `prebuilt` stage reads it (removed at exit).
+release_binary() {
+    local arch bin
+    arch="$(dpkg --print-architecture)"
+    if [ -n "${CHECK_BINARY:-}" ]; then
+        bin="$CHECK_BINARY"
+    else
+        cargo build --release --locked
+        bin="target/release/print2mqtt"
+    fi
+    "$bin" --version
+    echo "   $(stat -c %s "$bin" | numfmt --to=iec) $bin"
+    rm -rf "$ROOT/dist/$arch"
+    install -D -m 0755 "$bin" "$ROOT/dist/$arch/print2mqtt"
+    install -d -m 0755 "$ROOT/dist/$arch/data"
+    at_exit "rm -rf '$ROOT/dist/$arch'; rmdir '$ROOT/dist' 2>/dev/null"
+}
+
+# Builds docker/Dockerfile's runtime stage (the release's) as image $1, with
+# the binary release_binary laid out and the local base image for both
+# base images.
+print2mqtt_image() {
+    (cd "$ROOT" && docker_build -q -f docker/Dockerfile --target runtime \
+        --build-arg BINARY=prebuilt \
+        --build-arg "BUILD_IMAGE=$BASE_IMAGE_TAG" \
+        --build-arg "RUNTIME_IMAGE=$BASE_IMAGE_TAG" \
+        -t "$1" .)
+    docker history --format '{{.Size}}\t{{.CreatedBy}}' "$1" | head -4 | cut -c1-110
+    echo "   image: $(docker image inspect -f '{{.Size}}' "$1" | numfmt --to=iec) in all," \
+        "$(docker image inspect -f '{{.Size}}' "$BASE_IMAGE_TAG" | numfmt --to=iec) of it the base stand-in"
 }
 
 # Removes a container, network or volume left by an earlier run.
