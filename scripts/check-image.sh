@@ -133,7 +133,10 @@ wait_for "the bridge to notice the broker is gone (/readyz 503)" 30 sh -c "! cur
 webhook 6 77
 depth="$(curl -fsS "http://$addr/metrics" | awk '/^print2mqtt_outbox_depth /{print $2}')"
 echo "   outbox depth with the broker down: ${depth:-?}"
+t0=$SECONDS
 docker stop "$bridge" >/dev/null
+echo "   docker stop: $((SECONDS - t0)) s, exit code $(docker inspect -f '{{.State.ExitCode}}' "$bridge")" \
+    "(137: still draining after docker's 10 s and killed; the outbox is durable either way)"
 docker rm "$bridge" >/dev/null
 echo "   container removed; the volume $volume stays"
 start_bridge

@@ -162,7 +162,8 @@ print2mqtt_image() {
         --build-arg "BUILD_IMAGE=$BASE_IMAGE_TAG" \
         --build-arg "RUNTIME_IMAGE=$BASE_IMAGE_TAG" \
         -t "$1" .)
-    docker history --format '{{.Size}}\t{{.CreatedBy}}' "$1" | head -4 | cut -c1-110
+    docker history --format '{{.Size}}\t{{.CreatedBy}}' "$1" | awk -F'\t' '$1 != "0B"' | cut -c1-110 |
+        sed 's/^/   layer /; s/\t$/\t(the base image)/'
     echo "   image: $(docker image inspect -f '{{.Size}}' "$1" | numfmt --to=iec) in all," \
         "$(docker image inspect -f '{{.Size}}' "$BASE_IMAGE_TAG" | numfmt --to=iec) of it the base stand-in"
 }
