@@ -31,16 +31,22 @@ at_exit "rm -rf '$work'"
 step "Docker engine, base image, the fresh machine"
 docker_ready
 base_image
-if ! docker image inspect "$fresh_image" >/dev/null 2>&1; then
-    docker_build -q -t "$fresh_image" --build-arg "BASE=$BASE_IMAGE_TAG" - >/dev/null <<'DOCKERFILE'
+# The machine's own extra CA certificates (a TLS-inspecting proxy's, say)
+# go in too, so that the box reaches crates.io as this machine does.
+mkdir -p "$work/ctx/ca"
+cp /usr/local/share/ca-certificates/*.crt "$work/ctx/ca/" 2>/dev/null || true
+cat >"$work/ctx/Dockerfile" <<'DOCKERFILE'
 ARG BASE
 FROM ${BASE}
 # The README's prerequisites besides rustup: a C compiler (and its libc).
 RUN apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
+COPY ca/ /usr/local/share/ca-certificates/
+RUN update-ca-certificates >/dev/null
 DOCKERFILE
-fi
+docker_build -q -t "$fresh_image" --build-arg "BASE=$BASE_IMAGE_TAG" "$work/ctx" >/dev/null
+echo "   $fresh_image: Debian 12 minbase, gcc, libc6-dev, $(find "$work/ctx/ca" -name '*.crt' | wc -l) local CA certificate(s)"
 git -C "$ROOT" archive --format=tar --prefix=src/ HEAD | tar -C "$work" -xf -
 echo "   $(git -C "$ROOT" log -1 --format='%h %s' | cut -c1-100)"
 echo "   toolchain: $("$cargo_bin/rustc" --version) from $rustup_home (read-only)"
