@@ -55,7 +55,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
       "${as_root[@]}" service mosquitto stop >/dev/null 2>&1 || true
       "${as_root[@]}" update-rc.d mosquitto disable >/dev/null 2>&1 || true
     fi
-    echo "scripts/test.sh: stopped and disabled the mosquitto service the package started on port 1883"
+    # /proc/net/tcp{,6}: local port 075B (1883) in state 0A (LISTEN).
+    if grep -qiE ':075B [0-9A-F]+:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+      echo "scripts/test.sh: warning: something still listens on port 1883, where the quick start's" \
+        "embedded broker listens: stop it (sudo systemctl disable --now mosquitto)" >&2
+    else
+      echo "scripts/test.sh: stopped and disabled the mosquitto service the package started: port 1883 is free"
+    fi
   fi
 fi
 
