@@ -93,15 +93,15 @@ took "build and run"
 
 step "README command 2: bash scripts/test.sh (CI=true)"
 t0=$SECONDS
-if ! docker exec -e CI=true "$box" bash -c 'bash scripts/test.sh 2>&1' >"$work/test.log"; then
-    grep -E "^test .*FAILED|panicked|^error|failures:|test result: FAILED" "$work/test.log" | head -40
-    cp "$work/test.log" "$ROOT/target/check-fresh-test.log"
+log="$ROOT/target/check-fresh-test.log"
+if ! docker exec -e CI=true "$box" bash -c 'bash scripts/test.sh 2>&1' >"$log"; then
+    grep -E "^test .*FAILED|panicked|^error|failures:|test result: FAILED" "$log" | head -40 || true
+    tail -15 "$log"
     die "scripts/test.sh failed (log: target/check-fresh-test.log)"
 fi
-cp "$work/test.log" "$ROOT/target/check-fresh-test.log"
-grep -E "^scripts/test.sh:" "$work/test.log" || true
-awk '/^test result:/{p+=$4; f+=$6; i+=$8} END{print "   " p " passed, " f " failed, " i " ignored in all"}' "$work/test.log"
-if grep -q SKIPPED "$work/test.log"; then die "a test was skipped"; fi
+grep -E "^scripts/test.sh:" "$log" || true
+awk '/^test result:/{p+=$4; f+=$6; i+=$8} END{print "   " p " passed, " f " failed, " i " ignored in all"}' "$log"
+if grep -q SKIPPED "$log"; then die "a test was skipped"; fi
 echo "   scripts/test.sh: $((SECONDS - t0)) s (log: target/check-fresh-test.log)"
 took test
 
