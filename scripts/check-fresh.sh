@@ -52,7 +52,14 @@ echo "   $(git -C "$ROOT" log -1 --format='%h %s' | cut -c1-100)"
 echo "   toolchain: $("$cargo_bin/rustc" --version) from $rustup_home (read-only)"
 docker_rm container "$box"
 at_exit "docker_rm container $box"
-docker run -d --name "$box" --init \
+# target/ on a tmpfs (CHECK_FRESH_TMPFS, default 8g; empty: on disk next to
+# the sources): the release and test builds take ~5 GB that a shared disk
+# may not have.
+tmpfs=()
+if [ -n "${CHECK_FRESH_TMPFS-8g}" ]; then
+    tmpfs=(--tmpfs "/src/target:rw,exec,size=${CHECK_FRESH_TMPFS-8g}")
+fi
+docker run -d --name "$box" --init "${tmpfs[@]}" \
     -v "$rustup_home:/root/.rustup:ro" -v "$cargo_bin:/root/.cargo/bin:ro" \
     -v "$work/src:/src" -w /src \
     -e PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -105,7 +112,7 @@ fi
 grep -E "^scripts/test.sh:" "$log" || true
 awk '/^test result:/{p+=$4; f+=$6; i+=$8} END{print "   " p " passed, " f " failed, " i " ignored in all"}' "$log"
 if grep -q SKIPPED "$log"; then die "a test was skipped"; fi
-echo "   scripts/test.sh: $((SECONDS - t0)) s (log: target/check-fresh-test.log); the box's target/: $(du -sh "$work/src/target" | cut -f1)"
+echo "   scripts/test.sh: $((SECONDS - t0)) s (log: target/check-fresh-test.log); the box's target/: $(in_box 'du -sh /src/target' | cut -f1)"
 took test
 
 step "port 1883 after scripts/test.sh installed mosquitto"
