@@ -59,7 +59,9 @@ tmpfs=()
 if [ -n "${CHECK_FRESH_TMPFS-8g}" ]; then
     tmpfs=(--tmpfs "/src/target:rw,exec,size=${CHECK_FRESH_TMPFS-8g}")
 fi
-docker run -d --name "$box" --init "${tmpfs[@]}" \
+# CAP_SYS_ADMIN: root on a machine may mount, and tests/delivery.rs's
+# full-disk test mounts a small tmpfs.
+docker run -d --name "$box" --init "${tmpfs[@]}" --cap-add SYS_ADMIN \
     -v "$rustup_home:/root/.rustup:ro" -v "$cargo_bin:/root/.cargo/bin:ro" \
     -v "$work/src:/src" -w /src \
     -e PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
