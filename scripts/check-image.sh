@@ -135,8 +135,9 @@ depth="$(curl -fsS "http://$addr/metrics" | awk '/^print2mqtt_outbox_depth /{pri
 echo "   outbox depth with the broker down: ${depth:-?}"
 t0=$SECONDS
 docker stop "$bridge" >/dev/null
-echo "   docker stop: $((SECONDS - t0)) s, exit code $(docker inspect -f '{{.State.ExitCode}}' "$bridge")" \
-    "(137: still draining after docker's 10 s and killed; the outbox is durable either way)"
+code="$(docker inspect -f '{{.State.ExitCode}}' "$bridge")"
+echo "   docker stop: $((SECONDS - t0)) s, exit code $code$([ "$code" = 137 ] &&
+    echo " (killed after docker's 10 s; the outbox is durable either way)")"
 docker rm "$bridge" >/dev/null
 echo "   container removed; the volume $volume stays"
 start_bridge
