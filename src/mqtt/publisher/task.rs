@@ -178,7 +178,10 @@ impl Task {
             if (done || goodbye_deadline.is_some()) && !self.saying_goodbye {
                 self.say_goodbye();
             }
-            if done && !self.is_connected() {
+            // Nothing to wait for without a broker: what is left stays in
+            // the outbox for the next start (a container stop must not
+            // run into its kill timeout).
+            if closing && !self.is_connected() {
                 break;
             }
             let far = tokio::time::Instant::now() + Duration::from_secs(3600);
