@@ -242,11 +242,11 @@ impl Printers {
         if !self.ha.enabled {
             return Vec::new();
         }
-        let mut filters = vec![homeassistant::node_filter(&self.ha, None)];
+        let mut filters = homeassistant::node_filters(&self.ha, None).to_vec();
         filters.extend(
             self.states
                 .keys()
-                .map(|slug| homeassistant::node_filter(&self.ha, Some(slug))),
+                .flat_map(|slug| homeassistant::node_filters(&self.ha, Some(slug))),
         );
         filters
     }

@@ -29,6 +29,14 @@ fn event(id: &str, name: Option<&str>) -> Event {
     e
 }
 
+/// The same table publishing per-entity configs (the current release's
+/// format).
+fn component_config() -> Config {
+    let mut c = config();
+    c.homeassistant.discovery_mode = crate::config::DiscoveryMode::Component;
+    c
+}
+
 fn topics() -> Topics {
     Topics::new("print2mqtt")
 }
@@ -47,7 +55,8 @@ fn configs_go_first_and_only_when_the_printer_changes() {
     let (slug, first) = p.accept(&topics(), &event("E3", Some("Ender")));
     assert_eq!(slug, "e3");
     let n = configs(&first).len();
-    assert_eq!(n, 35, "16 entities and 19 triggers");
+    assert_eq!(n, 1, "one device config");
+    assert_eq!(first[0].topic, "homeassistant/device/print2mqtt_e3/config");
     assert!(
         first[..n]
             .iter()
@@ -80,7 +89,7 @@ fn configs_go_first_and_only_when_the_printer_changes() {
         "no name sent: the name is kept"
     );
     let (_, renamed) = p.accept(&topics(), &event("E3", Some("Ender 3")));
-    assert_eq!(configs(&renamed).len(), 35);
+    assert_eq!(configs(&renamed).len(), 1);
     let json: serde_json::Value = serde_json::from_slice(&renamed[0].payload).unwrap();
     assert_eq!(json["device"]["name"], "Ender 3");
 }
@@ -110,7 +119,7 @@ fn birth_republishes_every_config_of_every_printer_and_the_bridge() {
     p.accept(&topics(), &event("a", Some("A")));
     p.accept(&topics(), &event("b", Some("B")));
     let all = p.birth();
-    assert_eq!(all.len(), 4 + 35 * 2);
+    assert_eq!(all.len(), 1 + 2);
     assert!(all.iter().all(|m| m.retain));
     assert!(all[0].topic.contains("/print2mqtt_bridge/"));
     let (_, m) = p.accept(&topics(), &event("a", Some("A")));
@@ -119,7 +128,7 @@ fn birth_republishes_every_config_of_every_printer_and_the_bridge() {
 
 #[test]
 fn startup_publishes_only_what_differs_and_clears_stale_configs() {
-    let mut earlier = Printers::from_config(&config());
+    let mut earlier = Printers::from_config(&component_config());
     earlier.accept(&topics(), &event("a", Some("A")));
     let mut retained: Vec<(String, Bytes)> = earlier
         .birth()
@@ -133,12 +142,14 @@ fn startup_publishes_only_what_differs_and_clears_stale_configs() {
         Bytes::from(event("a", Some("A")).to_json()),
     )];
 
-    let mut p = Printers::from_config(&config());
+    let mut p = Printers::from_config(&component_config());
     p.restore(&topics(), pairs(&values));
     assert_eq!(
         p.discovery_filters(),
         [
+            "homeassistant/device/print2mqtt_bridge/config",
             "homeassistant/+/print2mqtt_bridge/+/config",
+            "homeassistant/device/print2mqtt_a/config",
             "homeassistant/+/print2mqtt_a/+/config"
         ]
     );
@@ -160,13 +171,95 @@ fn startup_publishes_only_what_differs_and_clears_stale_configs() {
         "restored printers are not rediscovered"
     );
 
-    let mut fresh = Printers::from_config(&config());
+    let mut fresh = Printers::from_config(&component_config());
     fresh.restore(&topics(), pairs(&values));
     assert_eq!(
         fresh.startup(&[]).len(),
-        1 + 4 + 35,
+        1 + 4 + 36,
         "nothing retained: all"
     );
+    let mut fresh = Printers::from_config(&config());
+    fresh.restore(&topics(), pairs(&values));
+    assert_eq!(fresh.startup(&[]).len(), 1 + 1 + 1, "device configs");
+}
+
+#[test]
+fn a_restart_in_device_mode_migrates_per_entity_configs() {
+    let mut earlier = Printers::from_config(&component_config());
+    earlier.accept(&topics(), &event("a", Some("A")));
+    let retained: Vec<(String, Bytes)> = earlier
+        .birth()
+        .into_iter()
+        .map(|m| (m.topic, m.payload))
+        .collect();
+    let old: Vec<&str> = retained.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(old.len(), 4 + 36);
+    let values = [(
+        "print2mqtt/a/last_event".to_owned(),
+        Bytes::from(event("a", Some("A")).to_json()),
+    )];
+    let mut p = Printers::from_config(&config());
+    p.restore(&topics(), pairs(&values));
+    let start = p.startup(&retained);
+    let migrate = crate::homeassistant::migration::MIGRATE.as_bytes();
+    // The bridge, then the printer: migrate every old config, clear every
+    // one, then the device config.
+    let mut at = 1;
+    for (node, n) in [("print2mqtt_bridge", 4), ("print2mqtt_a", 36)] {
+        let device = start[at..at + n]
+            .iter()
+            .chain(&start[at + n..at + 2 * n])
+            .all(|m| m.retain && m.topic.contains(&format!("/{node}/")));
+        assert!(device, "{node}");
+        assert!(start[at..at + n].iter().all(|m| &m.payload[..] == migrate));
+        assert!(
+            start[at + n..at + 2 * n]
+                .iter()
+                .all(|m| m.payload.is_empty())
+        );
+        let mut migrated: Vec<&str> = start[at..at + n].iter().map(|m| m.topic.as_str()).collect();
+        let mut cleared: Vec<&str> = start[at + n..at + 2 * n]
+            .iter()
+            .map(|m| m.topic.as_str())
+            .collect();
+        migrated.sort();
+        cleared.sort();
+        assert_eq!(migrated, cleared);
+        let new = &start[at + 2 * n];
+        assert_eq!(new.topic, format!("homeassistant/device/{node}/config"));
+        assert!(!new.payload.is_empty());
+        at += 2 * n + 1;
+    }
+    assert_eq!(start.len(), at);
+    let mut all_old: Vec<&str> = start
+        .iter()
+        .filter(|m| &m.payload[..] == migrate)
+        .map(|m| m.topic.as_str())
+        .collect();
+    let mut want = old.clone();
+    all_old.sort();
+    want.sort();
+    assert_eq!(all_old, want, "every old config migrates");
+
+    // Back to per-entity configs: the device config migrates.
+    let device: Vec<(String, Bytes)> = p
+        .birth()
+        .into_iter()
+        .map(|m| (m.topic, m.payload))
+        .collect();
+    let mut back = Printers::from_config(&component_config());
+    back.restore(&topics(), pairs(&values));
+    let start = back.startup(&device);
+    assert_eq!(
+        (start[1].topic.as_str(), &start[1].payload[..]),
+        ("homeassistant/device/print2mqtt_bridge/config", migrate)
+    );
+    assert_eq!(
+        start[2].topic,
+        "homeassistant/device/print2mqtt_bridge/config"
+    );
+    assert!(start[2].payload.is_empty());
+    assert_eq!(start.len(), 1 + 2 * 2 + 4 + 36);
 }
 
 #[test]
@@ -192,7 +285,11 @@ fn removal_by_slug_or_id_clears_configs_and_values() {
     let r = p.remove("ender 3").expect("case-insensitive printer id");
     assert_eq!(r.slug, "ender_3");
     assert!(!p.contains("ender_3"));
-    assert_eq!(r.configs.len(), 36, "the App Connection entity's too");
+    assert_eq!(
+        r.configs.len(),
+        1 + 38,
+        "both modes, every image and the App Connection entity's too"
+    );
     assert!(
         r.configs
             .iter()
@@ -211,7 +308,7 @@ fn removal_by_slug_or_id_clears_configs_and_values() {
     let (_, back) = p.accept(&topics(), &event("Ender 3", Some("E")));
     assert_eq!(
         configs(&back).len(),
-        35,
+        1,
         "a printer that returns is discovered again"
     );
     assert!(p.remove("ender_3").is_some(), "by slug");
@@ -236,10 +333,12 @@ fn a_printer_with_an_app_token_is_a_device_with_an_app_connection_entity() {
             .any(|f| f.contains("print2mqtt_oe-1"))
     );
     let start = p.startup(&[]);
-    assert!(
-        configs(&start).contains(&"homeassistant/sensor/print2mqtt_oe-1/app_connection/config"),
-        "configs at start, before any webhook"
-    );
+    let device = start
+        .iter()
+        .find(|m| m.topic == "homeassistant/device/print2mqtt_oe-1/config")
+        .expect("configs at start, before any webhook");
+    let json: serde_json::Value = serde_json::from_slice(&device.payload).unwrap();
+    assert_eq!(json["cmps"]["app_connection"]["platform"], "sensor");
     let m = p.app_connection(&topics(), "OE-1", AppState::Revoked);
     assert_eq!(m.len(), 1, "configs unchanged: only the state");
     assert_eq!(
@@ -248,7 +347,11 @@ fn a_printer_with_an_app_token_is_a_device_with_an_app_connection_entity() {
     );
     // A printer without a token has no such entity.
     let (_, other) = p.accept(&topics(), &event("E3", None));
-    assert!(!configs(&other).iter().any(|t| t.contains("app_connection")));
+    assert!(
+        !other
+            .iter()
+            .any(|m| String::from_utf8_lossy(&m.payload).contains("app_connection"))
+    );
 }
 
 /// Retained `(topic, payload)` pairs as `Printers::restore` takes them.
