@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
 use tracing::{error, warn};
 
 use crate::config::Config;
@@ -44,6 +45,13 @@ const CHANGES: usize = 1024;
 /// printer's values are cleared: an entity still subscribed would log the
 /// empty payloads (an image URL of "" is an error there).
 pub const REMOVAL_GRACE: Duration = Duration::from_secs(1);
+/// Home Assistant asks integrations to answer its birth message after a
+/// random delay, so not every one publishes at once: up to this long.
+const BIRTH_DELAY_MAX: Duration = Duration::from_secs(5);
+/// Devices republished per commit after a birth, and the pause between
+/// commits: 10,000 printers take 2 s rather than one burst.
+const BIRTH_SLICE: usize = 500;
+const BIRTH_PACE: Duration = Duration::from_millis(100);
 
 /// Every known printer: the slug table and each printer's state by slug,
 /// plus what discovery has published for each.
@@ -267,10 +275,43 @@ impl Printers {
 
     /// Every config again, for Home Assistant's birth message.
     pub fn birth(&mut self) -> Vec<Message> {
-        if !self.ha.enabled {
-            return Vec::new();
+        let mut out = Vec::new();
+        let mut from = None;
+        loop {
+            let (slice, next) = self.birth_slice(from.as_deref(), usize::MAX);
+            out.extend(slice);
+            match next {
+                Some(n) => from = Some(n),
+                None => return out,
+            }
         }
-        self.all_configs()
+    }
+
+    /// One slice of the configs for Home Assistant's birth message: from
+    /// the start, the bridge's and the first `n` printers' (in slug order);
+    /// else `n` printers from the slug `from` on. Also returns where the
+    /// next slice starts, if any printers are left.
+    pub fn birth_slice(&mut self, from: Option<&str>, n: usize) -> (Vec<Message>, Option<String>) {
+        if !self.ha.enabled {
+            return (Vec::new(), None);
+        }
+        let mut out = Vec::new();
+        let range = match from {
+            None => {
+                out.extend(homeassistant::bridge_configs(&self.ha));
+                self.states.range::<String, _>(..)
+            }
+            Some(from) => self
+                .states
+                .range::<str, _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded)),
+        };
+        let mut slugs = range.map(|(slug, _)| slug.clone());
+        let this: Vec<String> = slugs.by_ref().take(n).collect();
+        let next = slugs.next();
+        for slug in this {
+            out.extend(self.discover(&slug, true));
+        }
+        (out, next)
     }
 
     /// Takes the printer with this slug or printer id out of the table.
@@ -348,16 +389,6 @@ impl Printers {
         let configs = homeassistant::configs(&view, &self.ha);
         self.published.insert(slug.to_owned(), view);
         configs
-    }
-
-    /// The bridge's configs and every printer's, recording what was published.
-    fn all_configs(&mut self) -> Vec<Message> {
-        let mut out = homeassistant::bridge_configs(&self.ha);
-        let slugs: Vec<String> = self.states.keys().cloned().collect();
-        for slug in slugs {
-            out.extend(self.discover(&slug, true));
-        }
-        out
     }
 }
 
@@ -630,7 +661,11 @@ impl Writer {
         }
         let mut jobs = Vec::with_capacity(BATCH);
         let mut births_open = true;
+        // The next slice of a republish after a birth: when, and from which
+        // printer (`None`: from the start).
+        let mut birth: Option<(Instant, Option<String>)> = None;
         loop {
+            let due = birth.as_ref().map_or_else(Instant::now, |(at, _)| *at);
             tokio::select! {
                 n = rx.recv_many(&mut jobs, BATCH) => {
                     if n == 0 {
@@ -639,15 +674,20 @@ impl Writer {
                     let batch = self.apply(jobs.drain(..));
                     self.finish(batch).await;
                 }
-                birth = births.recv(), if births_open => match birth {
-                    Some(()) => {
-                        let configs = self.table().birth();
-                        if !configs.is_empty() {
-                            let _ = self.commit(vec![(configs, false)]).await;
-                        }
-                    }
+                born = births.recv(), if births_open => match born {
+                    // A birth during a republish starts it over: Home
+                    // Assistant has restarted again.
+                    Some(()) => birth = Some((Instant::now() + birth_delay(), None)),
                     None => births_open = false,
                 },
+                () = tokio::time::sleep_until(due), if birth.is_some() => {
+                    let from = birth.take().and_then(|(_, from)| from);
+                    let (configs, next) = self.table().birth_slice(from.as_deref(), BIRTH_SLICE);
+                    if !configs.is_empty() {
+                        let _ = self.commit(vec![(configs, false)]).await;
+                    }
+                    birth = next.map(|n| (Instant::now() + BIRTH_PACE, Some(n)));
+                }
             }
         }
     }
@@ -935,6 +975,13 @@ impl Writer {
             let _ = jobs.send(Job::ClearValues { slug, values }).await;
         });
     }
+}
+
+/// A random delay of up to [`BIRTH_DELAY_MAX`], as Home Assistant advises
+/// for answering its birth message.
+fn birth_delay() -> Duration {
+    let max = BIRTH_DELAY_MAX.as_millis() as u64;
+    Duration::from_millis(rand::random_range(0..=max))
 }
 
 fn now_ms() -> u64 {

@@ -358,3 +358,32 @@ fn a_printer_with_an_app_token_is_a_device_with_an_app_connection_entity() {
 fn pairs(retained: &[(String, Bytes)]) -> impl Iterator<Item = (&str, &Bytes)> {
     retained.iter().map(|(t, p)| (t.as_str(), p))
 }
+
+#[test]
+fn a_birth_republishes_in_slices_that_cover_every_device_once() {
+    let mut p = Printers::from_config(&config());
+    for id in ["a", "b", "c", "d", "e"] {
+        p.accept(&topics(), &event(id, Some(id)));
+    }
+    let (first, next) = p.birth_slice(None, 2);
+    let topics_of = |m: &[Message]| -> Vec<String> { m.iter().map(|m| m.topic.clone()).collect() };
+    assert_eq!(
+        topics_of(&first),
+        [
+            "homeassistant/device/print2mqtt_bridge/config",
+            "homeassistant/device/print2mqtt_a/config",
+            "homeassistant/device/print2mqtt_b/config"
+        ]
+    );
+    assert_eq!(next.as_deref(), Some("c"));
+    let (second, next) = p.birth_slice(next.as_deref(), 2);
+    assert_eq!(second.len(), 2);
+    assert_eq!(next.as_deref(), Some("e"));
+    let (last, next) = p.birth_slice(next.as_deref(), 2);
+    assert_eq!(
+        topics_of(&last),
+        ["homeassistant/device/print2mqtt_e/config"]
+    );
+    assert_eq!(next, None);
+    assert_eq!(p.birth().len(), 1 + 5, "all at once: the same configs");
+}
