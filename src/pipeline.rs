@@ -52,6 +52,12 @@ const BIRTH_DELAY_MAX: Duration = Duration::from_secs(5);
 /// commits: 10,000 printers take 2 s rather than one burst.
 const BIRTH_SLICE: usize = 500;
 const BIRTH_PACE: Duration = Duration::from_millis(100);
+/// OctoEverywhere's snapshot URLs stop working after about 7 days; a URL
+/// this old is cleared (with its image entity) before Home Assistant keeps
+/// fetching a dead link.
+pub const SNAPSHOT_URL_LIFETIME: Duration = Duration::from_secs(6 * 24 * 3600);
+/// How often the writer looks for such URLs.
+const SNAPSHOT_URL_SWEEP: Duration = Duration::from_secs(3600);
 
 /// Every known printer: the slug table and each printer's state by slug,
 /// plus what discovery has published for each.
@@ -73,6 +79,8 @@ pub struct Printers {
     /// Restored printers whose configs the start-up check still compares
     /// with the broker's: their webhooks publish no configs until it is done.
     unchecked: HashSet<String>,
+    /// When each printer's current snapshot URL arrived.
+    url_at: HashMap<String, time::OffsetDateTime>,
 }
 
 /// A printer taken out of the table, and the empty retained messages that
@@ -101,6 +109,7 @@ impl Printers {
             published: HashMap::new(),
             webhooks: 0,
             unchecked: HashSet::new(),
+            url_at: HashMap::new(),
         }
     }
 
@@ -163,6 +172,14 @@ impl Printers {
         let slugs = &self.slugs;
         self.states
             .retain(|slug, s| slugs.get(&s.printer_id) == Some(slug.as_str()));
+        // A restored URL arrived with the last event at the latest.
+        for (slug, state) in &self.states {
+            if state.latest.text(Field::SnapshotUrl).is_some()
+                && let Some(last) = &state.latest.last_event
+            {
+                self.url_at.insert(slug.clone(), last.received_at);
+            }
+        }
     }
 
     /// Remembers what a batch may change for `slug`, to undo it.
@@ -199,6 +216,9 @@ impl Printers {
     pub fn accept(&mut self, topics: &Topics, event: &Event) -> (String, Vec<Message>) {
         let slug = self.slugs.resolve(&event.printer_id);
         let changes = self.states.entry(slug.clone()).or_default().apply(event);
+        if event.snapshot_url.is_some() {
+            self.url_at.insert(slug.clone(), event.received_at);
+        }
         let mut messages = self.discover(&slug, false);
         messages.extend(render(topics, &slug, &changes, event));
         self.webhooks += 1;
@@ -314,12 +334,57 @@ impl Printers {
         (out, next)
     }
 
+    /// Printers whose snapshot URL is older than [`SNAPSHOT_URL_LIFETIME`]
+    /// at `now`: the URL is forgotten, and for each the configs (without
+    /// the URL image) now and the empty `snapshot_url` after
+    /// [`REMOVAL_GRACE`], as in a removal.
+    pub fn expire_snapshot_urls(
+        &mut self,
+        now: time::OffsetDateTime,
+    ) -> Vec<(String, Vec<Message>, Message)> {
+        let lifetime =
+            time::Duration::try_from(SNAPSHOT_URL_LIFETIME).unwrap_or(time::Duration::MAX);
+        let expired: Vec<String> = self
+            .url_at
+            .iter()
+            .filter(|(_, at)| now - **at >= lifetime)
+            .map(|(slug, _)| slug.clone())
+            .collect();
+        let mut out = Vec::new();
+        for slug in expired {
+            self.url_at.remove(&slug);
+            let Some(state) = self.states.get_mut(&slug) else {
+                continue;
+            };
+            if state.latest.text(Field::SnapshotUrl).is_none() {
+                continue;
+            }
+            state.latest.restore(Field::SnapshotUrl.leaf(), b"");
+            let configs = self.discover(&slug, false);
+            let value = Message::retained(
+                self.ha.topics.field(&slug, Field::SnapshotUrl),
+                Bytes::new(),
+            );
+            out.push((slug, configs, value));
+        }
+        out
+    }
+
+    /// True while the printer has no snapshot URL (an expired one's empty
+    /// value is published only then).
+    fn url_cleared(&self, slug: &str) -> bool {
+        self.states
+            .get(slug)
+            .is_some_and(|s| s.latest.text(Field::SnapshotUrl).is_none())
+    }
+
     /// Takes the printer with this slug or printer id out of the table.
     pub fn remove(&mut self, printer: &str) -> Option<Removal> {
         let slug = self.find(printer)?;
         self.states.remove(&slug);
         self.published.remove(&slug);
         self.unchecked.remove(&slug);
+        self.url_at.remove(&slug);
         let empty = |topic| Message::retained(topic, Bytes::new());
         let topics = &self.ha.topics;
         let values = Field::ALL
@@ -482,6 +547,9 @@ enum Job {
     /// The second half of a removal, after the grace: dropped if the printer
     /// came back in the meantime.
     ClearValues { slug: String, values: Vec<Message> },
+    /// The second half of clearing an expired snapshot URL: dropped if a
+    /// new URL came meanwhile.
+    ClearUrl { slug: String, value: Message },
     /// A printer's App Connection registration state.
     AppConnection { printer_id: String, state: AppState },
     /// The start-up comparison with the broker's retained configs, done.
@@ -664,6 +732,8 @@ impl Writer {
         // The next slice of a republish after a birth: when, and from which
         // printer (`None`: from the start).
         let mut birth: Option<(Instant, Option<String>)> = None;
+        let mut sweep = tokio::time::interval(SNAPSHOT_URL_SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let due = birth.as_ref().map_or_else(Instant::now, |(at, _)| *at);
             tokio::select! {
@@ -680,6 +750,7 @@ impl Writer {
                     Some(()) => birth = Some((Instant::now() + birth_delay(), None)),
                     None => births_open = false,
                 },
+                _ = sweep.tick() => self.expire_snapshot_urls().await,
                 () = tokio::time::sleep_until(due), if birth.is_some() => {
                     let from = birth.take().and_then(|(_, from)| from);
                     let (configs, next) = self.table().birth_slice(from.as_deref(), BIRTH_SLICE);
@@ -733,6 +804,11 @@ impl Writer {
                 Job::ClearValues { slug, values } => {
                     if !table.contains(&slug) {
                         b.messages.push((values, false));
+                    }
+                }
+                Job::ClearUrl { slug, value } => {
+                    if table.url_cleared(&slug) {
+                        b.messages.push((vec![value], false));
                     }
                 }
                 Job::Configs(check) => {
@@ -963,6 +1039,29 @@ impl Writer {
         error!(error = %why, "Could not write to the outbox: webhooks refused with 503");
         self.next_seq = first;
         Err(why)
+    }
+
+    /// Clears the snapshot URLs that are about to expire: configs now, the
+    /// values after [`REMOVAL_GRACE`].
+    async fn expire_snapshot_urls(&mut self) {
+        let expired = self
+            .table()
+            .expire_snapshot_urls(time::OffsetDateTime::now_utc());
+        let mut configs = Vec::new();
+        for (slug, c, value) in expired {
+            tracing::info!(printer = %slug, "Snapshot URL about to expire: cleared");
+            configs.extend(c);
+            let Some(jobs) = self.jobs.upgrade() else {
+                continue;
+            };
+            tokio::spawn(async move {
+                tokio::time::sleep(REMOVAL_GRACE).await;
+                let _ = jobs.send(Job::ClearUrl { slug, value }).await;
+            });
+        }
+        if !configs.is_empty() {
+            let _ = self.commit(vec![(configs, false)]).await;
+        }
     }
 
     fn clear_later(&self, slug: String, values: Vec<Message>) {

@@ -608,8 +608,16 @@ async fn component_mode_publishes_one_config_per_entity() {
     bridge.shutdown().await;
 }
 
-/// The printer of the release fixture, as the broker holds it.
-const RELEASE_LAST_EVENT: &str = r#"{"event":"progress","code":6,"source":"octoeverywhere","printer_id":"ender3","printer_name":"Ender 3 V2","quickview_url":"https://octoeverywhere.com/quickview?id=FUIHVMU660UFPBMS7DFRN16H","received_at":"2026-11-23T10:04:55Z","id":"01JDZ3Q7R8X1N4S5T6V7W8Y9Z0"}"#;
+/// The printer of the release fixture, as the broker holds it: its last
+/// event arrived just now (a snapshot URL days old would be cleared).
+fn release_last_event() -> String {
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    format!(
+        r#"{{"event":"progress","code":6,"source":"octoeverywhere","printer_id":"ender3","printer_name":"Ender 3 V2","quickview_url":"https://octoeverywhere.com/quickview?id=FUIHVMU660UFPBMS7DFRN16H","received_at":"{now}","id":"01JDZ3Q7R8X1N4S5T6V7W8Y9Z0"}}"#
+    )
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_current_releases_per_entity_configs_migrate_to_device_configs() {
@@ -624,15 +632,25 @@ async fn the_current_releases_per_entity_configs_migrate_to_device_configs() {
         let topic = c["topic"].as_str().unwrap();
         seed.publish(topic, &c["payload"].to_string(), true).await;
     }
-    seed.publish("print2mqtt/ender3/last_event", RELEASE_LAST_EVENT, true)
+    seed.publish("print2mqtt/ender3/last_event", &release_last_event(), true)
         .await;
     seed.publish("print2mqtt/ender3/state", "printing", true)
         .await;
+    seed.publish(
+        "print2mqtt/ender3/snapshot_url",
+        "https://snapshots.octoeverywhere.com/n/ABC.jpg",
+        true,
+    )
+    .await;
     let old: BTreeSet<String> = release
         .iter()
         .map(|c| c["topic"].as_str().unwrap().to_owned())
         .collect();
-    wait_until_held(broker.port, &old).await;
+    let mut seeded = old.clone();
+    seeded.insert("print2mqtt/ender3/snapshot_url".into());
+    seeded.insert("print2mqtt/ender3/state".into());
+    seeded.insert("print2mqtt/ender3/last_event".into());
+    wait_until_held(broker.port, &seeded).await;
 
     let mut live = Subscriber::new(broker.port, "homeassistant/#").await;
     let bridge = start(config(&broker.url(), OE_SECRET)).await;
@@ -675,8 +693,16 @@ async fn the_current_releases_per_entity_configs_migrate_to_device_configs() {
         assert!(got.iter().any(|m| m.topic == topic && m.payload.is_empty()));
         assert!(!got.iter().any(|m| m.topic == topic && m.text() == migrate));
     }
-    let migrated = got.iter().filter(|m| m.text() == migrate).count();
-    assert_eq!(migrated, old.len() - 2);
+    let migrated: BTreeSet<&str> = got
+        .iter()
+        .filter(|m| m.text() == migrate)
+        .map(|m| m.topic.as_str())
+        .collect();
+    let not: Vec<&String> = old
+        .iter()
+        .filter(|t| !migrated.contains(t.as_str()))
+        .collect();
+    assert_eq!(migrated.len(), old.len() - 2, "not migrated: {not:?}");
 
     // Afterwards the broker holds the device configs only, with the same
     // unique ids as before.
@@ -705,12 +731,18 @@ async fn the_current_releases_per_entity_configs_migrate_to_device_configs() {
 }
 
 async fn wait_until_held(port: u16, topics: &BTreeSet<String>) {
-    loop {
-        let held = retained(port, "homeassistant/#").await;
-        if topics.iter().all(|t| held.contains_key(t)) {
-            return;
+    let wait = async {
+        loop {
+            let held = retained(port, "#").await;
+            let missing: Vec<&String> = topics.iter().filter(|t| !held.contains_key(*t)).collect();
+            if missing.is_empty() {
+                return;
+            }
         }
-    }
+    };
+    tokio::time::timeout(TIMEOUT, wait)
+        .await
+        .expect("the seeded topics held in time");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

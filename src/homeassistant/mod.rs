@@ -75,7 +75,7 @@ pub struct PrinterView {
     pub configuration_url: Option<String>,
     /// The printer has an `app_token`: it gets the "App Connection" entity.
     pub app_connection: bool,
-    /// It sends snapshot URLs: it gets the URL image entity.
+    /// It holds a snapshot URL: it gets the URL image entity.
     pub snapshot_url: bool,
     /// It sends snapshot JPEGs: it gets the JPEG image entity.
     pub snapshot_jpeg: bool,
@@ -99,10 +99,9 @@ impl PrinterView {
             source: state.source,
             configuration_url: device::configuration_url(state.quickview_url.as_deref()),
             app_connection: false,
-            // OctoEverywhere sends a URL with every notification (kept while
-            // an expired one is cleared); others once they sent one.
-            snapshot_url: state.source == Some(Source::OctoEverywhere)
-                || state.latest.text(Field::SnapshotUrl).is_some(),
+            // While it holds a URL: one about to expire is cleared, and the
+            // entity goes with it until the next URL.
+            snapshot_url: state.latest.text(Field::SnapshotUrl).is_some(),
             snapshot_jpeg: state.latest.snapshot,
         }
     }

@@ -344,13 +344,12 @@ fn images_only_for_what_the_printer_sends() {
         ..PrinterState::default()
     };
     let v = PrinterView::new("x", &s, None);
-    assert!(
-        v.snapshot_url && !v.snapshot_jpeg,
-        "OctoEverywhere sends URLs"
-    );
+    assert!(!v.snapshot_url && !v.snapshot_jpeg, "nothing sent yet");
+    s.latest.restore("snapshot_url", b"https://x.example/s.jpg");
+    assert!(PrinterView::new("x", &s, None).snapshot_url);
+    s.latest.restore("snapshot_url", b"");
+    assert!(!PrinterView::new("x", &s, None).snapshot_url, "cleared");
     s.source = Some(Source::OctoPrint);
-    let v = PrinterView::new("x", &s, None);
-    assert!(!v.snapshot_url && !v.snapshot_jpeg);
     s.latest.restore("snapshot", b"\xff\xd8jpeg");
     assert!(PrinterView::new("x", &s, None).snapshot_jpeg);
 }

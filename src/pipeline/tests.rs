@@ -26,6 +26,7 @@ fn event(id: &str, name: Option<&str>) -> Event {
     let mut e = Event::new(EventKind::Progress, Source::OctoEverywhere, id.into(), rx);
     e.printer_name = name.map(str::to_owned);
     e.progress = Some(5);
+    e.snapshot_url = Some(format!("https://octoeverywhere.com/s/{id}.jpg"));
     e
 }
 
@@ -137,10 +138,16 @@ fn startup_publishes_only_what_differs_and_clears_stale_configs() {
         .collect();
     let stale = "homeassistant/sensor/print2mqtt_a/retired/config".to_owned();
     retained.push((stale.clone(), Bytes::from_static(b"{}")));
-    let values = [(
-        "print2mqtt/a/last_event".to_owned(),
-        Bytes::from(event("a", Some("A")).to_json()),
-    )];
+    let values = [
+        (
+            "print2mqtt/a/last_event".to_owned(),
+            Bytes::from(event("a", Some("A")).to_json()),
+        ),
+        (
+            "print2mqtt/a/snapshot_url".to_owned(),
+            Bytes::from_static(b"https://octoeverywhere.com/s/a.jpg"),
+        ),
+    ];
 
     let mut p = Printers::from_config(&component_config());
     p.restore(&topics(), pairs(&values));
@@ -194,10 +201,16 @@ fn a_restart_in_device_mode_migrates_per_entity_configs() {
         .collect();
     let old: Vec<&str> = retained.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(old.len(), 4 + 36);
-    let values = [(
-        "print2mqtt/a/last_event".to_owned(),
-        Bytes::from(event("a", Some("A")).to_json()),
-    )];
+    let values = [
+        (
+            "print2mqtt/a/last_event".to_owned(),
+            Bytes::from(event("a", Some("A")).to_json()),
+        ),
+        (
+            "print2mqtt/a/snapshot_url".to_owned(),
+            Bytes::from_static(b"https://octoeverywhere.com/s/a.jpg"),
+        ),
+    ];
     let mut p = Printers::from_config(&config());
     p.restore(&topics(), pairs(&values));
     let start = p.startup(&retained);
@@ -386,4 +399,41 @@ fn a_birth_republishes_in_slices_that_cover_every_device_once() {
     );
     assert_eq!(next, None);
     assert_eq!(p.birth().len(), 1 + 5, "all at once: the same configs");
+}
+
+#[test]
+fn a_snapshot_url_is_cleared_with_its_image_before_it_expires() {
+    let mut p = Printers::from_config(&config());
+    let mut e = event("oe", Some("OE"));
+    e.snapshot_url = Some("https://octoeverywhere.com/s/1.jpg".into());
+    let (_, first) = p.accept(&topics(), &e);
+    let device: serde_json::Value = serde_json::from_slice(&first[0].payload).unwrap();
+    assert_eq!(device["cmps"]["snapshot"]["platform"], "image");
+    let at = e.received_at;
+    let almost = at + time::Duration::days(6) - time::Duration::seconds(1);
+    assert!(p.expire_snapshot_urls(almost).is_empty());
+    let expired = p.expire_snapshot_urls(at + time::Duration::days(6));
+    assert_eq!(expired.len(), 1);
+    let (slug, configs, value) = &expired[0];
+    assert_eq!(slug, "oe");
+    assert_eq!(configs.len(), 1, "the device config again");
+    let device: serde_json::Value = serde_json::from_slice(&configs[0].payload).unwrap();
+    assert!(
+        device["cmps"].get("snapshot").is_none(),
+        "image entity gone"
+    );
+    assert_eq!(
+        (value.topic.as_str(), value.payload.is_empty(), value.retain),
+        ("print2mqtt/oe/snapshot_url", true, true)
+    );
+    assert!(p.url_cleared("oe"));
+    assert!(
+        p.expire_snapshot_urls(at + time::Duration::days(30))
+            .is_empty()
+    );
+    // The next URL brings the entity back.
+    let (_, back) = p.accept(&topics(), &e);
+    let device: serde_json::Value = serde_json::from_slice(&back[0].payload).unwrap();
+    assert_eq!(device["cmps"]["snapshot"]["platform"], "image");
+    assert!(!p.url_cleared("oe"));
 }
