@@ -9,6 +9,14 @@ let logEntries = []; // newest first
 let lastSeq = -1;
 let bridge = null;
 let clockSkewMs = 0; // server time minus browser time
+// App Connection registration per lowercased printer id (api/appconnection),
+// for printers with an app_token.
+let appConnections = new Map();
+const APP_CONNECTION_POLL_MS = 30000;
+const APP_CONNECTION_LOOK = {
+  registered: "ok", pending: "warn", retrying: "warn",
+  mismatch: "bad", rejected: "bad", not_found: "bad", revoked: "bad",
+};
 
 const $ = (id) => document.getElementById(id);
 
@@ -90,6 +98,13 @@ function card(p) {
     if (p.eta) fact("ETA", localTime(p.eta), "eta");
   }
   if (p.layer && p.total_layers) fact("Layer", `${p.layer} / ${p.total_layers}`);
+  const app = appConnections.get((p.printer_id || "").toLowerCase());
+  if (app) {
+    const look = APP_CONNECTION_LOOK[app.state] || "warn";
+    facts.append(el("dt", { text: "App Connection" }),
+      el("dd", { class: `app-connection ${look}`, "data-state": app.state, title: app.detail || app.state },
+        el("span", { class: `dot ${look}` }), ` ${label(app.state)}`));
+  }
   if (p.last_event) {
     const e = el("dd", { class: "last-event", "data-at": p.last_event.received_at });
     e.textContent = `${label(p.last_event.event)} · ${age(p.last_event.received_at)}`;
@@ -213,6 +228,18 @@ function connect() {
   on("bridge", (b) => { bridge = b; clockSkewMs = Date.parse(b.now) - Date.now(); renderBridge(); });
 }
 
+// The App Connection state of printers with an app_token; the page shows it
+// on their cards. Polled: registrations change rarely (retries, renewals).
+async function loadAppConnections() {
+  try {
+    const r = await fetch("api/appconnection", { headers: { Accept: "application/json" } });
+    if (!r.ok) return;
+    const list = await r.json();
+    appConnections = new Map(list.map((a) => [String(a.printer_id).toLowerCase(), a]));
+    renderPrinters();
+  } catch (_) { /* shown again at the next poll */ }
+}
+
 async function loadSetup() {
   try {
     const r = await fetch("api/setup", { headers: { Accept: "application/json" } });
@@ -280,6 +307,8 @@ document.addEventListener("DOMContentLoaded", () => {
   renderPrinters();
   renderLog();
   loadSetup();
+  loadAppConnections();
   connect();
   setInterval(tick, 1000);
+  setInterval(loadAppConnections, APP_CONNECTION_POLL_MS);
 });

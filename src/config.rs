@@ -150,6 +150,8 @@ pub struct Broker {
 pub struct HomeAssistant {
     /// Publish discovery configs at all.
     pub discovery: bool,
+    /// One device-based config per device, or one config per entity.
+    pub discovery_mode: DiscoveryMode,
     /// First topic level of every discovery config.
     #[serde(deserialize_with = "text")]
     pub discovery_prefix: String,
@@ -157,6 +159,20 @@ pub struct HomeAssistant {
     /// which every config is published again.
     #[serde(deserialize_with = "text")]
     pub status_topic: String,
+}
+
+/// `homeassistant.discovery_mode`: how configs are shaped
+/// (docs/home-assistant.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscoveryMode {
+    /// `<prefix>/device/<node>/config` with every entity under `cmps`
+    /// (Home Assistant 2024.12 and later).
+    #[default]
+    Device,
+    /// `<prefix>/<component>/<node>/<object>/config` per entity (openHAB,
+    /// older Home Assistant).
+    Component,
 }
 
 /// `[auth]`: the shared webhook secret.
@@ -265,6 +281,7 @@ impl Default for HomeAssistant {
     fn default() -> Self {
         HomeAssistant {
             discovery: true,
+            discovery_mode: DiscoveryMode::Device,
             discovery_prefix: "homeassistant".into(),
             status_topic: "homeassistant/status".into(),
         }

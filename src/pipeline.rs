@@ -38,6 +38,19 @@ const CHANGES: usize = 1024;
 /// printer's values are cleared: an entity still subscribed would log the
 /// empty payloads (an image URL of "" is an error there).
 pub const REMOVAL_GRACE: Duration = Duration::from_secs(1);
+/// Home Assistant asks integrations to answer its birth message after a
+/// random delay, so not every one publishes at once: up to this long.
+const BIRTH_DELAY_MAX: Duration = Duration::from_secs(5);
+/// Devices republished per commit after a birth, and the pause between
+/// commits: 10,000 printers take 2 s rather than one burst.
+const BIRTH_SLICE: usize = 500;
+const BIRTH_PACE: Duration = Duration::from_millis(100);
+/// OctoEverywhere's snapshot URLs stop working after about 7 days; a URL
+/// this old is cleared (with its image entity) before Home Assistant keeps
+/// fetching a dead link.
+pub const SNAPSHOT_URL_LIFETIME: Duration = Duration::from_secs(6 * 24 * 3600);
+/// How often the writer looks for such URLs.
+const SNAPSHOT_URL_SWEEP: Duration = Duration::from_secs(3600);
 
 /// Why a job was not done.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +119,9 @@ enum Job {
     /// The second half of a removal, after the grace: dropped if the printer
     /// came back in the meantime.
     ClearValues { slug: String, values: Vec<Message> },
+    /// The second half of clearing an expired snapshot URL: dropped if a
+    /// new URL came meanwhile.
+    ClearUrl { slug: String, value: Message },
     /// A printer's App Connection registration state.
     AppConnection { printer_id: String, state: AppState },
     /// The start-up comparison with the broker's retained configs, done.
@@ -235,6 +251,13 @@ impl Pipeline {
     async fn send(&self, job: Job) -> Result<(), Rejected> {
         self.tx.send(job).await.map_err(|_| Rejected::Closed)
     }
+}
+
+/// A random delay of up to [`BIRTH_DELAY_MAX`], as Home Assistant advises
+/// for answering its birth message.
+fn birth_delay() -> Duration {
+    let max = BIRTH_DELAY_MAX.as_millis() as u64;
+    Duration::from_millis(rand::random_range(0..=max))
 }
 
 #[cfg(test)]

@@ -490,3 +490,24 @@ fn the_release_publishes_the_add_on_image() {
     assert!(release.contains(&format!("{name}:${{{{ env.VERSION }}}}")));
     assert!(release.contains(&format!("\"BASE_IMAGE={name}:$VERSION\"")));
 }
+
+#[test]
+fn the_supervisor_watches_healthz_and_backs_up_cold() {
+    let c: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("docker/homeassistant-addon/config.yaml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    // The Supervisor's form: http://[HOST]:[PORT:<container port>]/<path>,
+    // on the webhook port, which serves /healthz without access rules.
+    assert_eq!(
+        c["watchdog"].as_str(),
+        Some("http://[HOST]:[PORT:8080]/healthz")
+    );
+    assert!(c["ports"]["8080/tcp"].is_number());
+    // The redb outbox is copied only while the add-on is stopped.
+    assert_eq!(c["backup"].as_str(), Some("cold"));
+}

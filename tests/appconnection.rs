@@ -95,10 +95,12 @@ async fn start_registers_each_printer_once_and_the_callback_reaches_the_bridge()
         let topic = format!("print2mqtt/{slug}/app_connection");
         wait_retained(broker.port, &topic, "registered").await;
     }
-    let configs = retained(broker.port, "homeassistant/sensor/+/app_connection/config").await;
+    // One device config per printer: those with a token have the entity.
+    let configs = retained(broker.port, "homeassistant/device/+/config").await;
     let nodes: Vec<&str> = configs
-        .keys()
-        .map(|t| t.split('/').nth(2).unwrap())
+        .iter()
+        .filter(|(_, m)| m.json()["cmps"].get("app_connection").is_some())
+        .map(|(t, _)| t.split('/').nth(2).unwrap())
         .collect();
     assert_eq!(
         nodes,

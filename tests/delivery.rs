@@ -88,6 +88,9 @@ async fn any_other_message_too_large_refuses_the_webhook_with_413() {
     let broker = Mosquitto::start();
     let mut cfg = config(&broker.url(), API_SECRET);
     cfg.mqtt.max_packet_bytes = 4096;
+    // A device config (about 11 KB) would not fit either: per-entity
+    // configs do.
+    cfg.homeassistant.discovery_mode = print2mqtt::config::DiscoveryMode::Component;
     let bridge = app::start(cfg).await.unwrap();
     bridge.health().wait_connected().await;
     let addr = bridge.http_addr();

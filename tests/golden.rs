@@ -1,24 +1,28 @@
 //! Golden files: every discovery payload of a fixed printer and the bridge,
-//! one file per platform under tests/golden/, compared exactly.
+//! per entity one file per platform under tests/golden/, and the two
+//! device-based configs in tests/golden/device.json, compared exactly.
 //!
 //! After an intended change, regenerate with
 //! `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff.
 
 use std::path::PathBuf;
 
-use print2mqtt::config::HomeAssistant;
+use print2mqtt::config::{DiscoveryMode, HomeAssistant};
 use print2mqtt::event::Source;
-use print2mqtt::homeassistant::{Context, PLATFORMS, PrinterView, platform_configs};
+use print2mqtt::homeassistant::{
+    Context, PLATFORMS, PrinterView, bridge_configs, configs, platform_configs,
+};
+use print2mqtt::mqtt::messages::Message;
 use print2mqtt::mqtt::topics::Topics;
 use serde_json::{Value, json};
 
-fn context() -> Context {
+fn context(mode: DiscoveryMode) -> Context {
     // A pinned version, so a release does not rewrite every golden file.
-    Context::new(
-        &HomeAssistant::default(),
-        Topics::new("print2mqtt"),
-        "1.2.3",
-    )
+    let ha = HomeAssistant {
+        discovery_mode: mode,
+        ..HomeAssistant::default()
+    };
+    Context::new(&ha, Topics::new("print2mqtt"), "1.2.3")
 }
 
 fn printer() -> PrinterView {
@@ -29,19 +33,15 @@ fn printer() -> PrinterView {
         configuration_url: Some(
             "https://octoeverywhere.com/quickview?id=FUIHVMU660UFPBMS7DFRN16H".into(),
         ),
-        // With an app_token: the "App Connection" sensor is in the file too.
+        // With an app_token and both kinds of snapshot: every entity.
         app_connection: true,
+        snapshot_url: true,
+        snapshot_jpeg: true,
     }
 }
 
-/// The platform's configs as pretty JSON: `[{topic, retain, payload}]` in
-/// publishing order.
-fn render(component: &str) -> String {
-    let platform = PLATFORMS
-        .iter()
-        .find(|p| p.component == component)
-        .expect("platform in the table");
-    let messages: Vec<Value> = platform_configs(platform, &printer(), &context())
+fn pretty(messages: Vec<Message>) -> String {
+    let messages: Vec<Value> = messages
         .into_iter()
         .map(|m| {
             let payload: Value = serde_json::from_slice(&m.payload).expect("valid JSON");
@@ -49,6 +49,26 @@ fn render(component: &str) -> String {
         })
         .collect();
     serde_json::to_string_pretty(&messages).unwrap() + "\n"
+}
+
+/// The platform's configs as pretty JSON: `[{topic, retain, payload}]` in
+/// publishing order.
+fn render(component: &str) -> String {
+    if component == "device" {
+        let ctx = context(DiscoveryMode::Device);
+        let mut all = configs(&printer(), &ctx);
+        all.extend(bridge_configs(&ctx));
+        return pretty(all);
+    }
+    let ctx = context(DiscoveryMode::Component);
+    pretty(platform_configs(platform_of(component), &printer(), &ctx))
+}
+
+fn platform_of(component: &str) -> &'static print2mqtt::homeassistant::Platform {
+    PLATFORMS
+        .iter()
+        .find(|p| p.component == component)
+        .expect("platform in the table")
 }
 
 fn check(component: &str) {
@@ -97,6 +117,11 @@ fn event() {
 #[test]
 fn device_automation() {
     check("device_automation");
+}
+
+#[test]
+fn device() {
+    check("device");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Home Assistant discovery against a real Mosquitto: the exact set of
-//! retained configs per printer, publishing order, the birth message,
-//! republishing only on change, the prefix, and removal (HTTP and CLI).
+//! retained configs per printer in both discovery modes, publishing order,
+//! the birth message, republishing only on change, the prefix, removal (HTTP
+//! and CLI), the migration of the current release's per-entity configs and
+//! two bridges on one broker.
 
 mod common;
 
@@ -8,10 +10,10 @@ use std::collections::BTreeSet;
 
 use common::*;
 use print2mqtt::app;
-use print2mqtt::config::{Config, Printer};
+use print2mqtt::config::{Config, DiscoveryMode, Printer};
 
-/// (component, object) of every printer entity.
-const PRINTER_ENTITIES: [(&str, &str); 16] = [
+/// (component, object) of every entity of an OctoEverywhere printer.
+const PRINTER_ENTITIES: [(&str, &str); 17] = [
     ("sensor", "state"),
     ("sensor", "progress"),
     ("sensor", "time_remaining"),
@@ -21,14 +23,17 @@ const PRINTER_ENTITIES: [(&str, &str); 16] = [
     ("sensor", "z"),
     ("sensor", "layer"),
     ("sensor", "total_layers"),
+    ("sensor", "start_time"),
     ("sensor", "error"),
     ("sensor", "last_event"),
+    ("sensor", "last_update"),
     ("binary_sensor", "printing"),
     ("binary_sensor", "problem"),
     ("image", "snapshot"),
-    ("image", "snapshot_jpeg"),
     ("event", "notification"),
 ];
+/// Per-entity configs of one printer: entities and device triggers.
+const PER_ENTITY: usize = 17 + 19;
 /// Every event name: one device trigger each.
 const EVENTS: [&str; 19] = [
     "started",
@@ -58,7 +63,17 @@ const BRIDGE_ENTITIES: [(&str, &str); 4] = [
     ("binary_sensor", "connection"),
 ];
 
+/// The one device config of a printer (device mode, the default).
 fn printer_configs(prefix: &str, slug: &str) -> BTreeSet<String> {
+    BTreeSet::from([format!("{prefix}/device/print2mqtt_{slug}/config")])
+}
+
+fn bridge_configs(prefix: &str) -> BTreeSet<String> {
+    BTreeSet::from([format!("{prefix}/device/print2mqtt_bridge/config")])
+}
+
+/// Every per-entity config of a printer (component mode).
+fn component_configs(prefix: &str, slug: &str) -> BTreeSet<String> {
     let node = format!("print2mqtt_{slug}");
     PRINTER_ENTITIES
         .iter()
@@ -68,7 +83,7 @@ fn printer_configs(prefix: &str, slug: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn bridge_configs(prefix: &str) -> BTreeSet<String> {
+fn bridge_component_configs(prefix: &str) -> BTreeSet<String> {
     BRIDGE_ENTITIES
         .iter()
         .map(|(c, o)| format!("{prefix}/{c}/print2mqtt_bridge/{o}/config"))
@@ -119,8 +134,8 @@ async fn a_first_webhook_publishes_exactly_its_configs_retained_before_its_value
         .position(|m| m.topic.starts_with("print2mqtt/"))
         .unwrap();
     assert_eq!(
-        first_value, 35,
-        "all 35 configs come before the first value"
+        first_value, 1,
+        "the device config comes before the first value"
     );
     assert_eq!(
         config_topics(&got, OE_SLUG),
@@ -137,16 +152,31 @@ async fn a_first_webhook_publishes_exactly_its_configs_retained_before_its_value
         assert!(json.is_object(), "{}", m.topic);
         assert!(!m.text().contains(OE_SECRET), "secret in {}", m.topic);
     }
-    let state = &held[&format!("homeassistant/sensor/print2mqtt_{OE_SLUG}/state/config")].json();
-    assert_eq!(state["device"]["name"], "Ender 3 V2");
-    assert_eq!(state["device"]["manufacturer"], "OctoEverywhere");
-    assert_eq!(state["device"]["via_device"], "print2mqtt_bridge");
+    let device = &held[&format!("homeassistant/device/print2mqtt_{OE_SLUG}/config")].json();
+    assert_eq!(device["device"]["name"], "Ender 3 V2");
+    assert_eq!(device["device"]["manufacturer"], "OctoEverywhere");
+    assert_eq!(device["device"]["via_device"], "print2mqtt_bridge");
     assert_eq!(
-        state["device"]["configuration_url"],
+        device["device"]["configuration_url"],
         "https://octoeverywhere.com/quickview?id=FUIHVMU660UFPBMS7DFRN16H"
     );
-    assert_eq!(state["state_topic"], format!("print2mqtt/{OE_SLUG}/state"));
-    assert_eq!(state["origin"]["sw_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(device["origin"]["sw_version"], env!("CARGO_PKG_VERSION"));
+    let cmps = device["cmps"].as_object().unwrap();
+    assert_eq!(cmps.len(), PER_ENTITY);
+    for (component, object) in PRINTER_ENTITIES {
+        assert_eq!(cmps[object]["platform"], component, "{object}");
+        assert_eq!(
+            cmps[object]["unique_id"],
+            format!("print2mqtt_{OE_SLUG}_{object}")
+        );
+    }
+    for event in EVENTS {
+        assert_eq!(cmps[&format!("trigger_{event}")]["subtype"], event);
+    }
+    assert_eq!(
+        cmps["state"]["state_topic"],
+        format!("print2mqtt/{OE_SLUG}/state")
+    );
 
     let everything = retained(broker.port, "#").await;
     assert!(
@@ -201,7 +231,7 @@ async fn configs_are_republished_when_the_name_changes_and_only_then() {
     assert_eq!(post_json(addr, "/webhook", started()).await.status, 200);
     assert_eq!(
         config_topics(&live.until_leaf("event").await, OE_SLUG).len(),
-        35
+        1
     );
 
     let progress = fixture("octoeverywhere/06-print-progress.json");
@@ -219,7 +249,7 @@ async fn configs_are_republished_when_the_name_changes_and_only_then() {
         .iter()
         .filter(|m| m.topic.contains(&format!("/print2mqtt_{OE_SLUG}/")))
         .collect();
-    assert_eq!(configs.len(), 35);
+    assert_eq!(configs.len(), 1);
     assert!(
         configs
             .iter()
@@ -343,7 +373,7 @@ async fn discovery_off_publishes_no_config_and_the_prefix_is_honoured() {
         || stats.subscribed.load(std::sync::atomic::Ordering::Relaxed) > 0,
     );
     live.publish("ha-test/status", "online", false).await;
-    let topic = format!("ha-test/discovery/sensor/print2mqtt_{OE_SLUG}/state/config");
+    let topic = format!("ha-test/discovery/device/print2mqtt_{OE_SLUG}/config");
     live.until_topic(&topic).await;
     bridge.shutdown().await;
 }
@@ -375,8 +405,8 @@ async fn delete_clears_the_printers_topics_and_configs() {
     let before = held_by(broker.port, OE_SLUG).await;
     assert_eq!(
         before.len(),
-        35 + 7,
-        "configs and retained values: {before:?}"
+        1 + 7,
+        "config and retained values: {before:?}"
     );
     let path = format!("/api/printers/{OE_SLUG}");
     let admin = [("authorization", "Bearer adm-token")];
@@ -398,17 +428,17 @@ async fn delete_clears_the_printers_topics_and_configs() {
             order.push(m.topic.starts_with("homeassistant/"));
         }
     }
-    assert!(order[..35].iter().all(|config| *config), "configs first");
+    assert!(order[0], "the config first");
     assert!(held_by(broker.port, OE_SLUG).await.is_empty());
     assert!(
         !held_by(broker.port, "other").await.is_empty(),
         "other printers stay"
     );
     assert_eq!(
-        retained(broker.port, "homeassistant/+/print2mqtt_bridge/+/config")
+        retained(broker.port, "homeassistant/device/print2mqtt_bridge/config")
             .await
             .len(),
-        4
+        1
     );
 
     let again = request(addr, "DELETE", &path, &admin, Vec::new()).await;
@@ -436,7 +466,7 @@ async fn remove_printer_command_clears_what_the_broker_holds() {
     assert_eq!(post_json(addr, "/webhook", other).await.status, 200);
     live.until_leaf("event").await;
     bridge.shutdown().await;
-    assert_eq!(held_by(broker.port, OE_SLUG).await.len(), 35 + 7);
+    assert_eq!(held_by(broker.port, OE_SLUG).await.len(), 1 + 7);
 
     let dir = tempfile::tempdir().unwrap();
     let run = |printer: &str| {
@@ -460,7 +490,7 @@ async fn remove_printer_command_clears_what_the_broker_holds() {
     );
     assert!(
         stdout.contains(&format!(
-            "removed printer `{OE_SLUG}`: cleared 7 retained topics and 35 discovery configs"
+            "removed printer `{OE_SLUG}`: cleared 7 retained topics and 1 discovery configs"
         )),
         "{stdout}"
     );
@@ -549,4 +579,220 @@ async fn with_many_printers_the_start_up_check_runs_in_the_background_and_republ
         "printer 7's configs carry its new name"
     );
     second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn component_mode_publishes_one_config_per_entity() {
+    let broker = Mosquitto::start();
+    let mut cfg = config(&broker.url(), OE_SECRET);
+    cfg.homeassistant.discovery_mode = DiscoveryMode::Component;
+    let bridge = start(cfg).await;
+    let mut live = Subscriber::new(broker.port, "#").await;
+    let answer = post_json(bridge.http_addr(), "/webhook", started()).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let got = live.until_leaf("event").await;
+    let ours: Vec<&Msg> = got.iter().filter(|m| of_printer(m, OE_SLUG)).collect();
+    assert!(
+        ours[..PER_ENTITY]
+            .iter()
+            .all(|m| m.topic.starts_with("homeassistant/"))
+    );
+    let held = retained(broker.port, "homeassistant/#").await;
+    let mut want = component_configs("homeassistant", OE_SLUG);
+    want.extend(bridge_component_configs("homeassistant"));
+    assert_eq!(held.keys().cloned().collect::<BTreeSet<_>>(), want);
+    let state = held[&format!("homeassistant/sensor/print2mqtt_{OE_SLUG}/state/config")].json();
+    assert_eq!(state["device"]["name"], "Ender 3 V2");
+    assert_eq!(state["origin"]["name"], "print2mqtt");
+    assert!(held.values().all(|m| m.retain));
+    bridge.shutdown().await;
+}
+
+/// The printer of the release fixture, as the broker holds it: its last
+/// event arrived just now (a snapshot URL days old would be cleared).
+fn release_last_event() -> String {
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    format!(
+        r#"{{"event":"progress","code":6,"source":"octoeverywhere","printer_id":"ender3","printer_name":"Ender 3 V2","quickview_url":"https://octoeverywhere.com/quickview?id=FUIHVMU660UFPBMS7DFRN16H","received_at":"{now}","id":"01JDZ3Q7R8X1N4S5T6V7W8Y9Z0"}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_current_releases_per_entity_configs_migrate_to_device_configs() {
+    let broker = Mosquitto::start();
+    // What the current release left on the broker: its per-entity configs
+    // (tests/fixtures/homeassistant, its golden files) and a printer.
+    let release: Vec<serde_json::Value> =
+        serde_json::from_slice(&fixture("homeassistant/release-0.1.0-configs.json")).unwrap();
+    assert_eq!(release.len(), 16 + 19 + 4 + 1);
+    let seed = Subscriber::new(broker.port, "seed/#").await;
+    for c in &release {
+        let topic = c["topic"].as_str().unwrap();
+        seed.publish(topic, &c["payload"].to_string(), true).await;
+    }
+    seed.publish("print2mqtt/ender3/last_event", &release_last_event(), true)
+        .await;
+    seed.publish("print2mqtt/ender3/state", "printing", true)
+        .await;
+    seed.publish(
+        "print2mqtt/ender3/snapshot_url",
+        "https://snapshots.octoeverywhere.com/n/ABC.jpg",
+        true,
+    )
+    .await;
+    let old: BTreeSet<String> = release
+        .iter()
+        .map(|c| c["topic"].as_str().unwrap().to_owned())
+        .collect();
+    let mut seeded = old.clone();
+    seeded.insert("print2mqtt/ender3/snapshot_url".into());
+    seeded.insert("print2mqtt/ender3/state".into());
+    seeded.insert("print2mqtt/ender3/last_event".into());
+    wait_until_held(broker.port, &seeded).await;
+
+    let mut live = Subscriber::new(broker.port, "homeassistant/#").await;
+    let bridge = start(config(&broker.url(), OE_SECRET)).await;
+    // The printer's device config is the last message of the migration.
+    let device = "homeassistant/device/print2mqtt_ender3/config";
+    let got = live.collect_until(device).await;
+    let migrate = r#"{"migrate_discovery":true}"#;
+    for node in ["print2mqtt_bridge", "print2mqtt_ender3"] {
+        let mine: Vec<&Msg> = got
+            .iter()
+            .filter(|m| m.topic.contains(&format!("/{node}/")))
+            .collect();
+        let n = mine.len() - 1;
+        // Migrate messages, then clearing messages, then the device config.
+        let k = mine.iter().take_while(|m| m.text() == migrate).count();
+        let (migrated, cleared) = mine[..n].split_at(k);
+        // (Live copies carry no retain flag; what the broker keeps is
+        // checked below.)
+        assert!(cleared.iter().all(|m| m.payload.is_empty()));
+        let a: BTreeSet<&str> = migrated.iter().map(|m| m.topic.as_str()).collect();
+        let b: BTreeSet<&str> = cleared.iter().map(|m| m.topic.as_str()).collect();
+        assert!(a.is_subset(&b), "{node}");
+        let olds: BTreeSet<&str> = old
+            .iter()
+            .filter(|t| t.contains(&format!("/{node}/")))
+            .map(String::as_str)
+            .collect();
+        assert_eq!(b, olds, "{node}: every old config cleared");
+        let last = mine[n];
+        assert_eq!(last.topic, format!("homeassistant/device/{node}/config"));
+    }
+    // The JPEG image the release gave every printer is not migrated, only
+    // cleared (an OctoEverywhere printer sends URLs), nor is the App
+    // Connection entity of a printer without an app_token.
+    for gone in [
+        "image/print2mqtt_ender3/snapshot_jpeg",
+        "sensor/print2mqtt_ender3/app_connection",
+    ] {
+        let topic = format!("homeassistant/{gone}/config");
+        assert!(got.iter().any(|m| m.topic == topic && m.payload.is_empty()));
+        assert!(!got.iter().any(|m| m.topic == topic && m.text() == migrate));
+    }
+    let migrated: BTreeSet<&str> = got
+        .iter()
+        .filter(|m| m.text() == migrate)
+        .map(|m| m.topic.as_str())
+        .collect();
+    let not: Vec<&String> = old
+        .iter()
+        .filter(|t| !migrated.contains(t.as_str()))
+        .collect();
+    assert_eq!(migrated.len(), old.len() - 2, "not migrated: {not:?}");
+
+    // Afterwards the broker holds the device configs only, with the same
+    // unique ids as before.
+    let held = retained(broker.port, "homeassistant/#").await;
+    let want: BTreeSet<String> = [device, "homeassistant/device/print2mqtt_bridge/config"]
+        .map(str::to_owned)
+        .into();
+    assert_eq!(held.keys().cloned().collect::<BTreeSet<_>>(), want);
+    let cmps = held[device].json()["cmps"].clone();
+    for c in &release {
+        let payload = &c["payload"];
+        if let Some(uid) = payload["unique_id"]
+            .as_str()
+            .filter(|u| u.contains("ender3"))
+        {
+            let object = uid.trim_start_matches("print2mqtt_ender3_");
+            if matches!(object, "snapshot_jpeg" | "app_connection") {
+                continue;
+            }
+            assert_eq!(cmps[object]["unique_id"], uid);
+            assert_eq!(cmps[object]["name"], payload["name"], "names kept");
+        }
+    }
+    assert_eq!(held[device].json()["device"]["name"], "Ender 3 V2");
+    bridge.shutdown().await;
+}
+
+async fn wait_until_held(port: u16, topics: &BTreeSet<String>) {
+    let wait = async {
+        loop {
+            let held = retained(port, "#").await;
+            let missing: Vec<&String> = topics.iter().filter(|t| !held.contains_key(*t)).collect();
+            if missing.is_empty() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(TIMEOUT, wait)
+        .await
+        .expect("the seeded topics held in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_bridges_on_one_broker_keep_their_own_devices() {
+    let broker = Mosquitto::start();
+    let mut bridges = Vec::new();
+    for base in ["farm-a", "farm-b"] {
+        let mut cfg = config(&broker.url(), OE_SECRET);
+        cfg.mqtt.base_topic = base.into();
+        cfg.mqtt.client_id = format!("print2mqtt-{base}");
+        let bridge = start(cfg).await;
+        let mut live = Subscriber::new(broker.port, &format!("{base}/#")).await;
+        let answer = post_json(bridge.http_addr(), "/webhook", started()).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        live.until_leaf("event").await;
+        bridges.push(bridge);
+    }
+    let held = retained(broker.port, "homeassistant/#").await;
+    let topics: BTreeSet<String> = held.keys().cloned().collect();
+    let want: BTreeSet<String> = ["farm-a", "farm-b"]
+        .iter()
+        .flat_map(|i| {
+            [
+                format!("homeassistant/device/print2mqtt-{i}_bridge/config"),
+                format!("homeassistant/device/print2mqtt-{i}_{OE_SLUG}/config"),
+            ]
+        })
+        .collect();
+    assert_eq!(topics, want);
+    let mut ids = BTreeSet::new();
+    for m in held.values() {
+        let j = m.json();
+        assert!(ids.insert(j["device"]["identifiers"][0].to_string()));
+        for (_, c) in j["cmps"].as_object().unwrap() {
+            if let Some(uid) = c["unique_id"].as_str() {
+                assert!(ids.insert(uid.to_owned()), "{uid} twice");
+            }
+        }
+    }
+    let a = held[&format!("homeassistant/device/print2mqtt-farm-a_{OE_SLUG}/config")].json();
+    assert_eq!(a["device"]["via_device"], "print2mqtt-farm-a_bridge");
+    assert_eq!(
+        a["cmps"]["state"]["state_topic"],
+        format!("farm-a/{OE_SLUG}/state")
+    );
+    assert_eq!(
+        a["cmps"]["state"]["availability_topic"],
+        "farm-a/bridge/state"
+    );
+    for b in bridges {
+        b.shutdown().await;
+    }
 }

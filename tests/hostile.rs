@@ -199,7 +199,8 @@ async fn accepted_hostile_values_are_published_sanitised() {
         for m in seen.iter().filter(|m| !is_bridge(&m.topic)) {
             let levels: Vec<&str> = m.topic.split('/').collect();
             if levels[0] == "homeassistant" {
-                assert_eq!(levels.len(), 5, "{}: {}", case.name, m.topic);
+                // <prefix>/device/<node>/config
+                assert_eq!(levels.len(), 4, "{}: {}", case.name, m.topic);
                 assert_eq!(levels[2], format!("print2mqtt_{slug}"), "{}", case.name);
                 let config: serde_json::Value = serde_json::from_slice(&m.payload)
                     .unwrap_or_else(|e| panic!("{}: {} not JSON: {e}", case.name, m.topic));

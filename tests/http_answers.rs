@@ -372,8 +372,8 @@ async fn hostile_printer_ids_cannot_change_the_topic_tree() {
         {
             let levels: Vec<&str> = m.topic.split('/').collect();
             if levels[0] == "homeassistant" {
-                // <prefix>/<component>/<node>/<object>/config
-                assert_eq!(levels.len(), 5, "{id}: {}", m.topic);
+                // <prefix>/device/<node>/config
+                assert_eq!(levels.len(), 4, "{id}: {}", m.topic);
                 let node = format!("print2mqtt_{slug}");
                 assert!(
                     levels[2] == node || levels[2] == "print2mqtt_bridge",

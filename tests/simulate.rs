@@ -88,20 +88,19 @@ async fn an_octoeverywhere_print_plays_out_in_mqtt_and_home_assistant() {
     assert!(!values.contains_key(&format!("{base}/eta")), "eta cleared");
 
     // Home Assistant: the printer is a device with its entities.
-    let configs = retained(
-        broker.port,
-        &format!("homeassistant/+/print2mqtt_{SLUG}/+/config"),
-    )
-    .await;
-    for topic in [
-        format!("homeassistant/sensor/print2mqtt_{SLUG}/state/config"),
-        format!("homeassistant/sensor/print2mqtt_{SLUG}/progress/config"),
-        format!("homeassistant/event/print2mqtt_{SLUG}/notification/config"),
+    let topic = format!("homeassistant/device/print2mqtt_{SLUG}/config");
+    let configs = retained(broker.port, &topic).await;
+    let config = configs
+        .get(&topic)
+        .unwrap_or_else(|| panic!("{topic} missing: {:?}", configs.keys()))
+        .json();
+    assert_eq!(config["device"]["name"], "Sim Printer");
+    for (object, platform) in [
+        ("state", "sensor"),
+        ("progress", "sensor"),
+        ("notification", "event"),
     ] {
-        let config = configs
-            .get(&topic)
-            .unwrap_or_else(|| panic!("{topic} missing: {:?}", configs.keys()));
-        assert_eq!(config.json()["device"]["name"], "Sim Printer");
+        assert_eq!(config["cmps"][object]["platform"], platform, "{object}");
     }
 }
 

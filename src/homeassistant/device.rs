@@ -1,12 +1,13 @@
 //! What every discovery config shares: the `device` block, the `origin`
 //! block, availability on the bridge state topic, and the flattened `Base`
-//! of the entity platforms.
+//! of the entity platforms. In device mode `device` and `origin` appear once
+//! per device config, not in each entity.
 
 use serde::Serialize;
 
 use super::{Context, Feed, PrinterView};
+use crate::config::DiscoveryMode;
 use crate::event::Source;
-use crate::mqtt::topics::{BRIDGE_NODE, Discovery};
 
 /// The origin's name in every config.
 const ORIGIN_NAME: &str = "print2mqtt";
@@ -38,7 +39,7 @@ pub(super) struct Device {
     #[serde(skip_serializing_if = "Option::is_none")]
     sw_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    via_device: Option<&'static str>,
+    via_device: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     configuration_url: Option<String>,
 }
@@ -65,8 +66,10 @@ pub(super) struct Availability {
 pub(super) struct Base<'a> {
     name: &'static str,
     unique_id: String,
-    device: &'a Device,
-    origin: Origin<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a Device>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<Origin<'a>>,
     #[serde(flatten)]
     availability: Option<Availability>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,13 +113,16 @@ pub(super) struct Owner<'a> {
     pub ctx: &'a Context,
     /// The printer has an `app_token` (never the bridge).
     pub app_connection: bool,
+    /// The printer sends snapshot URLs / JPEGs (never the bridge).
+    pub snapshot_url: bool,
+    pub snapshot_jpeg: bool,
 }
 
 impl<'a> Owner<'a> {
     /// A printer's device, hanging off the bridge device.
     pub fn printer(view: &'a PrinterView, ctx: &'a Context) -> Owner<'a> {
         let source = SOURCES.iter().find(|(s, _, _)| Some(*s) == view.source);
-        let node = Discovery::node(&view.slug);
+        let node = ctx.discovery.node(&view.slug);
         Owner {
             device: Device {
                 identifiers: [node.clone()],
@@ -124,21 +130,24 @@ impl<'a> Owner<'a> {
                 manufacturer: source.map(|(_, m, _)| *m),
                 model: source.map(|(_, _, m)| *m),
                 sw_version: None,
-                via_device: Some(BRIDGE_NODE),
+                via_device: Some(ctx.discovery.bridge_node()),
                 configuration_url: view.configuration_url.clone(),
             },
             node,
             slug: &view.slug,
             ctx,
             app_connection: view.app_connection,
+            snapshot_url: view.snapshot_url,
+            snapshot_jpeg: view.snapshot_jpeg,
         }
     }
 
     /// The bridge's own device.
     pub fn bridge(ctx: &'a Context) -> Owner<'a> {
+        let node = ctx.discovery.bridge_node();
         Owner {
             device: Device {
-                identifiers: [BRIDGE_NODE.to_owned()],
+                identifiers: [node.clone()],
                 name: BRIDGE_NAME.to_owned(),
                 manufacturer: Some(ORIGIN_NAME),
                 model: Some("Webhook to MQTT bridge"),
@@ -146,10 +155,12 @@ impl<'a> Owner<'a> {
                 via_device: None,
                 configuration_url: None,
             },
-            node: BRIDGE_NODE.to_owned(),
+            node,
             slug: "",
             ctx,
             app_connection: false,
+            snapshot_url: false,
+            snapshot_jpeg: false,
         }
     }
 
@@ -162,13 +173,24 @@ impl<'a> Owner<'a> {
         }
     }
 
+    /// True for the bridge's own device.
+    pub fn is_bridge(&self) -> bool {
+        self.slug.is_empty()
+    }
+
+    /// True when each entity config carries `device` and `origin` itself
+    /// (per-entity configs); a device config carries them once.
+    pub fn per_entity(&self) -> bool {
+        self.ctx.mode == DiscoveryMode::Component
+    }
+
     /// The shared keys of one entity.
     pub fn base(&self, look: &Look) -> Base<'_> {
         Base {
             name: look.name,
             unique_id: format!("{}_{}", self.node, look.object),
-            device: &self.device,
-            origin: self.origin(),
+            device: self.per_entity().then_some(&self.device),
+            origin: self.per_entity().then(|| self.origin()),
             availability: look.available_with_bridge.then(|| Availability {
                 availability_topic: self.ctx.topics.bridge_state(),
                 payload_available: "online",

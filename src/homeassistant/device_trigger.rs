@@ -23,8 +23,10 @@ struct Trigger<'a> {
     /// Matched against the event name the template extracts.
     payload: &'static str,
     value_template: &'static str,
-    device: &'a Device,
-    origin: Origin<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a Device>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<Origin<'a>>,
 }
 
 /// A printer's device triggers, one per event name.
@@ -40,8 +42,8 @@ pub(super) fn printer(owner: &Owner<'_>) -> Vec<Discovered> {
                 subtype: kind.name(),
                 payload: kind.name(),
                 value_template: "{{ value_json.event }}",
-                device: &owner.device,
-                origin: owner.origin(),
+                device: owner.per_entity().then_some(&owner.device),
+                origin: owner.per_entity().then(|| owner.origin()),
             };
             Discovered::new(kind.name(), &trigger)
         })

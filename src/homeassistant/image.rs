@@ -1,5 +1,6 @@
-//! The `image` platform: a printer's snapshot, once from the URL the webhook
-//! sent and once from the JPEG bytes of a multipart webhook.
+//! The `image` platform: a printer's snapshot, from the URL the webhook
+//! sends or from the JPEG bytes of a multipart webhook — only what the
+//! printer actually sends gets an entity.
 //!
 //! Home Assistant takes an image either from `url_topic` (content type found
 //! when downloading) or from `image_topic` with a `content_type`, never both
@@ -47,6 +48,13 @@ const IMAGES: [(Look, Field, bool); 2] = [
 pub(super) fn printer(owner: &Owner<'_>) -> Vec<Discovered> {
     IMAGES
         .iter()
+        .filter(|(_, _, jpeg)| {
+            if *jpeg {
+                owner.snapshot_jpeg
+            } else {
+                owner.snapshot_url
+            }
+        })
         .map(|(look, field, jpeg)| {
             let topic = owner.topic(Feed::Field(*field));
             let source = if *jpeg {

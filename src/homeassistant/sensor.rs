@@ -25,6 +25,8 @@ struct Sensor<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     state_class: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    suggested_display_precision: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     options: Option<Vec<&'static str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     json_attributes_topic: Option<String>,
@@ -40,6 +42,8 @@ struct Row {
     device_class: Option<&'static str>,
     unit: Option<&'static str>,
     state_class: Option<&'static str>,
+    /// Decimals Home Assistant shows.
+    precision: Option<u8>,
     /// The options of a `device_class: enum` sensor.
     options: Options,
     /// Attributes from this topic's JSON.
@@ -54,6 +58,7 @@ const fn row(object: &'static str, name: &'static str, feed: Feed) -> Row {
         device_class: None,
         unit: None,
         state_class: None,
+        precision: None,
         options: Options::None,
         attributes: None,
     }
@@ -75,6 +80,23 @@ const fn measured(mut r: Row, device_class: Option<&'static str>, unit: &'static
     r
 }
 
+/// `state_class: measurement`: Home Assistant keeps statistics and draws
+/// graphs.
+const fn measurement(mut r: Row) -> Row {
+    r.state_class = Some("measurement");
+    r
+}
+
+const fn precision(mut r: Row, decimals: u8) -> Row {
+    r.precision = Some(decimals);
+    r
+}
+
+const fn timestamp(mut r: Row) -> Row {
+    r.device_class = Some("timestamp");
+    r
+}
+
 const fn template(mut r: Row, template: &'static str) -> Row {
     r.value_template = Some(template);
     r
@@ -88,10 +110,21 @@ const CUT_TO_255: &str = "{{ value[:255] }}";
 const EMPTY_IS_UNKNOWN: &str = "{{ value if value else 'None' }}";
 /// The event name from the event JSON; unknown for an empty payload.
 const EVENT_NAME: &str = "{{ value_json.event if value_json is defined else 'None' }}";
+/// When the event arrived, from the event JSON.
+const RECEIVED_AT: &str = "{{ value_json.received_at if value_json is defined else 'None' }}";
+/// When the print started: the time of its `started` event; else the value
+/// already shown; else (Home Assistant started mid-print) the event's time
+/// less the print duration it reports.
+const START_TIME: &str = "{% set e = value_json if value_json is defined else {} %}\
+{% if e.event == 'started' %}{{ e.received_at }}\
+{% elif this.state not in ['unknown', 'unavailable', None] %}{{ this.state }}\
+{% elif e.print_duration is defined and e.received_at is defined %}\
+{{ (as_datetime(e.received_at) - timedelta(seconds=e.print_duration | int(0))).isoformat() }}\
+{% else %}None{% endif %}";
 /// The event JSON as attributes; no attributes for an empty payload.
 const JSON_OR_NOTHING: &str = "{{ value if value else '{}' }}";
 
-const PRINTER: [Row; 11] = [
+const PRINTER: [Row; 13] = [
     {
         let mut r = icon(
             template(
@@ -105,13 +138,12 @@ const PRINTER: [Row; 11] = [
         r
     },
     {
-        let mut r = measured(
+        let r = measured(
             row("progress", "Progress", Feed::Field(Field::Progress)),
             None,
             "%",
         );
-        r.state_class = Some("measurement");
-        icon(r, "mdi:progress-clock")
+        icon(precision(measurement(r), 0), "mdi:progress-clock")
     },
     measured(
         row(
@@ -140,23 +172,30 @@ const PRINTER: [Row; 11] = [
         template(row("file", "File", Feed::Field(Field::File)), CUT_TO_255),
         "mdi:file-outline",
     ),
-    measured(
-        row("z", "Z height", Feed::Field(Field::Z)),
-        Some("distance"),
-        "mm",
+    precision(
+        measured(
+            row("z", "Z height", Feed::Field(Field::Z)),
+            Some("distance"),
+            "mm",
+        ),
+        2,
     ),
-    icon(
+    measurement(icon(
         row("layer", "Layer", Feed::Field(Field::Layer)),
         "mdi:layers-outline",
-    ),
-    icon(
+    )),
+    measurement(icon(
         row(
             "total_layers",
             "Total layers",
             Feed::Field(Field::TotalLayers),
         ),
         "mdi:layers-triple-outline",
-    ),
+    )),
+    timestamp(icon(
+        template(row("start_time", "Start time", Feed::LastEvent), START_TIME),
+        "mdi:clock-start",
+    )),
     diagnostic(icon(
         template(row("error", "Error", Feed::Field(Field::Error)), CUT_TO_255),
         "mdi:alert-circle-outline",
@@ -166,6 +205,10 @@ const PRINTER: [Row; 11] = [
         r.attributes = Some(Feed::LastEvent);
         diagnostic(icon(r, "mdi:bell-outline"))
     },
+    diagnostic(timestamp(template(
+        row("last_update", "Last update", Feed::LastEvent),
+        RECEIVED_AT,
+    ))),
 ];
 
 /// Only for printers with an `app_token`.
@@ -232,6 +275,7 @@ fn configs<'r>(owner: &Owner<'_>, rows: impl IntoIterator<Item = &'r Row>) -> Ve
                 device_class: r.device_class,
                 unit_of_measurement: r.unit,
                 state_class: r.state_class,
+                suggested_display_precision: r.precision,
                 options: r.options.list(),
                 json_attributes_topic: r.attributes.map(|f| owner.topic(f)),
                 json_attributes_template: r.attributes.map(|_| JSON_OR_NOTHING),

@@ -6,13 +6,25 @@ use serde_json::Value;
 
 use super::*;
 use crate::event::{EventKind, Status};
+use crate::mqtt::topics::Topics;
 
+/// Per-entity configs, the current release's format.
 fn ctx(prefix: &str) -> Context {
     let ha = config::HomeAssistant {
         discovery_prefix: prefix.into(),
+        discovery_mode: DiscoveryMode::Component,
         ..config::HomeAssistant::default()
     };
     Context::new(&ha, Topics::new("print2mqtt"), "1.2.3")
+}
+
+/// The default: one device config per device.
+fn device_ctx(base: &str) -> Context {
+    Context::new(
+        &config::HomeAssistant::default(),
+        Topics::new(base),
+        "1.2.3",
+    )
 }
 
 fn view() -> PrinterView {
@@ -22,6 +34,8 @@ fn view() -> PrinterView {
         source: Some(Source::OctoEverywhere),
         configuration_url: Some("https://octoeverywhere.com/quickview?id=Q".into()),
         app_connection: true,
+        snapshot_url: true,
+        snapshot_jpeg: true,
     }
 }
 
@@ -95,8 +109,10 @@ fn printer_configs_cover_the_entity_table() {
         "sensor/z",
         "sensor/layer",
         "sensor/total_layers",
+        "sensor/start_time",
         "sensor/error",
         "sensor/last_event",
+        "sensor/last_update",
         "sensor/app_connection",
         "binary_sensor/printing",
         "binary_sensor/problem",
@@ -175,18 +191,20 @@ fn the_prefix_is_honoured_and_the_view_decides() {
             .all(|m| m.topic.starts_with("my/ha/"))
     );
     assert_eq!(
-        node_filter(&c, Some("ender3")),
+        node_filters(&c, Some("ender3"))[1],
         "my/ha/+/print2mqtt_ender3/+/config"
     );
-    assert_eq!(node_filter(&c, None), "my/ha/+/print2mqtt_bridge/+/config");
-    let topics = config_topics("ender3", &c);
     assert_eq!(
-        topics,
-        configs(&view(), &c)
-            .into_iter()
-            .map(|m| m.topic)
-            .collect::<Vec<_>>()
+        node_filters(&c, None),
+        [
+            "my/ha/device/print2mqtt_bridge/config",
+            "my/ha/+/print2mqtt_bridge/+/config"
+        ]
     );
+    let topics = config_topics("ender3", &c);
+    let mut want = vec!["my/ha/device/print2mqtt_ender3/config".to_owned()];
+    want.extend(configs(&view(), &c).into_iter().map(|m| m.topic));
+    assert_eq!(topics, want, "both modes");
 }
 
 #[test]
@@ -218,4 +236,142 @@ fn octoprint_printers_name_their_source_and_unknown_sources_name_none() {
     let j = json(&configs(&v, &c)[0]);
     assert!(j["device"].get("manufacturer").is_none());
     assert_eq!(j["device"]["via_device"], "print2mqtt_bridge");
+}
+
+#[test]
+fn a_device_config_holds_every_entity_under_cmps_with_the_same_ids() {
+    let per_entity = configs(&view(), &ctx("homeassistant"));
+    let c = device_ctx("print2mqtt");
+    let device = configs(&view(), &c);
+    assert_eq!(device.len(), 1);
+    let m = &device[0];
+    assert_eq!(m.topic, "homeassistant/device/print2mqtt_ender3/config");
+    assert!(m.retain);
+    let j = json(m);
+    assert_eq!(j["device"]["name"], "Ender 3");
+    assert_eq!(j["device"]["identifiers"][0], "print2mqtt_ender3");
+    assert_eq!(j["device"]["via_device"], "print2mqtt_bridge");
+    assert_eq!(j["origin"]["name"], "print2mqtt");
+    let cmps = j["cmps"].as_object().unwrap();
+    assert_eq!(cmps.len(), per_entity.len());
+    for old in &per_entity {
+        let (component, _, object) = ctx("homeassistant").discovery.parse(&old.topic).unwrap();
+        let key = if component == "device_automation" {
+            format!("trigger_{object}")
+        } else {
+            object.to_owned()
+        };
+        let cmp = &cmps[&key];
+        assert_eq!(cmp["platform"], component, "{key}");
+        assert!(cmp.get("device").is_none() && cmp.get("origin").is_none());
+        // Apart from device and origin, the same config as per entity.
+        let mut want = json(old);
+        let o = want.as_object_mut().unwrap();
+        o.remove("device");
+        o.remove("origin");
+        o.insert("platform".into(), component.into());
+        assert_eq!(cmp, &want, "{key}");
+    }
+    let bridge = bridge_configs(&c);
+    assert_eq!(bridge.len(), 1);
+    assert_eq!(
+        bridge[0].topic,
+        "homeassistant/device/print2mqtt_bridge/config"
+    );
+    assert_eq!(json(&bridge[0])["cmps"].as_object().unwrap().len(), 4);
+}
+
+#[test]
+fn another_base_topic_puts_an_instance_id_in_every_id() {
+    let c = device_ctx("farm2");
+    let j = json(&configs(&view(), &c)[0]);
+    assert_eq!(j["device"]["identifiers"][0], "print2mqtt-farm2_ender3");
+    assert_eq!(j["device"]["via_device"], "print2mqtt-farm2_bridge");
+    assert_eq!(
+        j["cmps"]["progress"]["unique_id"],
+        "print2mqtt-farm2_ender3_progress"
+    );
+    assert_eq!(
+        j["cmps"]["progress"]["state_topic"],
+        "farm2/ender3/progress"
+    );
+    assert_eq!(
+        j["cmps"]["progress"]["availability_topic"],
+        "farm2/bridge/state"
+    );
+    let b = json(&bridge_configs(&c)[0]);
+    assert_eq!(b["device"]["identifiers"][0], "print2mqtt-farm2_bridge");
+    assert_eq!(
+        b["cmps"]["connection"]["unique_id"],
+        "print2mqtt-farm2_bridge_connection"
+    );
+    // The default base topic keeps the ids of existing installs.
+    let d = json(&configs(&view(), &device_ctx("print2mqtt"))[0]);
+    assert_eq!(
+        d["cmps"]["progress"]["unique_id"],
+        "print2mqtt_ender3_progress"
+    );
+}
+
+#[test]
+fn images_only_for_what_the_printer_sends() {
+    let c = ctx("homeassistant");
+    let images = |v: &PrinterView| -> Vec<String> {
+        configs(v, &c)
+            .into_iter()
+            .filter(|m| m.topic.starts_with("homeassistant/image/"))
+            .map(|m| m.topic)
+            .collect()
+    };
+    let mut v = view();
+    v.snapshot_jpeg = false;
+    assert_eq!(
+        images(&v),
+        ["homeassistant/image/print2mqtt_ender3/snapshot/config"]
+    );
+    v.snapshot_url = false;
+    v.snapshot_jpeg = true;
+    assert_eq!(
+        images(&v),
+        ["homeassistant/image/print2mqtt_ender3/snapshot_jpeg/config"]
+    );
+    v.snapshot_jpeg = false;
+    assert!(images(&v).is_empty());
+
+    let mut s = PrinterState {
+        printer_id: "X".into(),
+        source: Some(Source::OctoEverywhere),
+        ..PrinterState::default()
+    };
+    let v = PrinterView::new("x", &s, None);
+    assert!(!v.snapshot_url && !v.snapshot_jpeg, "nothing sent yet");
+    s.latest.restore("snapshot_url", b"https://x.example/s.jpg");
+    assert!(PrinterView::new("x", &s, None).snapshot_url);
+    s.latest.restore("snapshot_url", b"");
+    assert!(!PrinterView::new("x", &s, None).snapshot_url, "cleared");
+    s.source = Some(Source::OctoPrint);
+    s.latest.restore("snapshot", b"\xff\xd8jpeg");
+    assert!(PrinterView::new("x", &s, None).snapshot_jpeg);
+}
+
+#[test]
+fn sensors_graph_layers_and_round_z_and_progress() {
+    let msgs = configs(&view(), &ctx("homeassistant"));
+    let find = |o: &str| {
+        json(
+            msgs.iter()
+                .find(|m| m.topic == format!("homeassistant/sensor/print2mqtt_ender3/{o}/config"))
+                .unwrap(),
+        )
+    };
+    assert_eq!(find("layer")["state_class"], "measurement");
+    assert_eq!(find("total_layers")["state_class"], "measurement");
+    assert_eq!(find("z")["suggested_display_precision"], 2);
+    assert_eq!(find("progress")["suggested_display_precision"], 0);
+    let start = find("start_time");
+    assert_eq!(start["device_class"], "timestamp");
+    assert_eq!(start["state_topic"], "print2mqtt/ender3/last_event");
+    let update = find("last_update");
+    assert_eq!(update["device_class"], "timestamp");
+    assert_eq!(update["entity_category"], "diagnostic");
 }

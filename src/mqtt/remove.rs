@@ -10,7 +10,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use ulid::Ulid;
 
 use super::restore::read_retained;
-use super::topics::{Discovery, LAST_EVENT, Topics};
+use super::topics::{LAST_EVENT, Topics};
 use super::{BrokerUrl, Role, embedded};
 use crate::config::Config;
 use crate::homeassistant;
@@ -70,13 +70,13 @@ pub async fn remove_printer(config: &Config, printer: &str) -> Result<Removed, R
         .filter(|(t, _)| topics.parse_printer(t).is_some_and(|(s, _)| s == slug))
         .map(|(t, _)| t.clone())
         .collect();
-    let node = Discovery::node(&slug);
-    let filter = [homeassistant::node_filter(&ctx, Some(&slug))];
-    let configs: Vec<String> = read_retained(options()?, &topics, &filter, STEP_TIMEOUT)
+    let node = ctx.discovery.node(&slug);
+    let filters = homeassistant::node_filters(&ctx, Some(&slug));
+    let configs: Vec<String> = read_retained(options()?, &topics, &filters, STEP_TIMEOUT)
         .await?
         .into_iter()
         .map(|(t, _)| t)
-        .filter(|t| ctx.discovery.parse(t).is_some_and(|(_, n, _)| n == node))
+        .filter(|t| ctx.discovery.parse_node(t) == Some(node.as_str()))
         .collect();
     if values.is_empty() && configs.is_empty() {
         return Err(RemoveError::NotFound {

@@ -24,10 +24,15 @@ pub const BRIDGE_WEBHOOKS: &str = "webhooks";
 pub const BRIDGE_LAST_WEBHOOK: &str = "last_webhook";
 pub const BRIDGE_VERSION: &str = "version";
 
-/// The discovery node id of the bridge device; printers get
-/// `print2mqtt_<slug>` (the slug `bridge` is reserved, so they never meet).
-pub const BRIDGE_NODE: &str = "print2mqtt_bridge";
-const NODE_PREFIX: &str = "print2mqtt_";
+/// The base topic whose installs keep the plain ids `print2mqtt_<slug>` and
+/// `print2mqtt_bridge`; under any other base topic the ids carry an
+/// instance id (`print2mqtt-<instance>_<slug>`), so two bridges on one
+/// broker never share a device.
+pub const DEFAULT_BASE: &str = "print2mqtt";
+/// What every node id starts with.
+const NODE_PREFIX: &str = "print2mqtt";
+/// The slug of the bridge's own device (reserved for printers).
+const BRIDGE_SLUG: &str = "bridge";
 
 impl Topics {
     /// Topics under `base`, which config validation has checked to be a
@@ -81,37 +86,62 @@ impl Topics {
     }
 }
 
-/// Home Assistant discovery topics under one prefix:
-/// `<prefix>/<component>/<node>/<object>/config`.
+/// Home Assistant discovery topics under one prefix: per component
+/// `<prefix>/<component>/<node>/<object>/config`, per device
+/// `<prefix>/device/<node>/config`. Node ids are `print2mqtt_<slug>`, or
+/// `print2mqtt-<instance>_<slug>` under a base topic other than
+/// [`DEFAULT_BASE`]; the instance never holds `_`, so no two bridges' ids
+/// meet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovery {
     prefix: String,
+    /// `print2mqtt_` or `print2mqtt-<instance>_`.
+    node_prefix: String,
 }
 
+/// The component level of a device-based discovery topic.
+pub const DEVICE_COMPONENT: &str = "device";
+
 impl Discovery {
-    /// Topics under `prefix`, checked by config validation like a base topic.
-    pub fn new(prefix: &str) -> Discovery {
+    /// Topics under `prefix` (checked by config validation like a base
+    /// topic) for the bridge publishing under `base`.
+    pub fn new(prefix: &str, base: &str) -> Discovery {
+        let node_prefix = match instance_id(base) {
+            None => format!("{NODE_PREFIX}_"),
+            Some(instance) => format!("{NODE_PREFIX}-{instance}_"),
+        };
         Discovery {
             prefix: prefix.to_owned(),
+            node_prefix,
         }
     }
 
-    /// The node id of a printer's device: `print2mqtt_<slug>`.
-    pub fn node(slug: &str) -> String {
-        format!("{NODE_PREFIX}{slug}")
+    /// The node id of a printer's device, e.g. `print2mqtt_ender3`.
+    pub fn node(&self, slug: &str) -> String {
+        format!("{}{slug}", self.node_prefix)
     }
 
-    /// One config topic.
+    /// The node id of the bridge's own device, e.g. `print2mqtt_bridge`.
+    pub fn bridge_node(&self) -> String {
+        self.node(BRIDGE_SLUG)
+    }
+
+    /// One per-component config topic.
     pub fn config(&self, component: &str, node: &str, object: &str) -> String {
         format!("{}/{component}/{node}/{object}/config", self.prefix)
     }
 
-    /// A filter matching every config of one node, whatever the component.
+    /// The device-based config topic of one node.
+    pub fn device_config(&self, node: &str) -> String {
+        format!("{}/{DEVICE_COMPONENT}/{node}/config", self.prefix)
+    }
+
+    /// A filter matching every per-component config of one node.
     pub fn node_configs(&self, node: &str) -> String {
         format!("{}/+/{node}/+/config", self.prefix)
     }
 
-    /// Splits a config topic into (component, node, object).
+    /// Splits a per-component config topic into (component, node, object).
     pub fn parse<'t>(&self, topic: &'t str) -> Option<(&'t str, &'t str, &'t str)> {
         let rest = topic.strip_prefix(&self.prefix)?.strip_prefix('/')?;
         let rest = rest.strip_suffix("/config")?;
@@ -121,6 +151,50 @@ impl Discovery {
             _ => None,
         }
     }
+
+    /// The node of a device-based config topic.
+    pub fn parse_device<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        let rest = topic.strip_prefix(&self.prefix)?.strip_prefix('/')?;
+        let node = rest
+            .strip_prefix(DEVICE_COMPONENT)?
+            .strip_prefix('/')?
+            .strip_suffix("/config")?;
+        (!node.contains('/')).then_some(node)
+    }
+
+    /// The node of either kind of config topic.
+    pub fn parse_node<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        self.parse_device(topic)
+            .or_else(|| self.parse(topic).map(|(_, node, _)| node))
+    }
+}
+
+/// The instance id of a bridge publishing under `base`: none for
+/// [`DEFAULT_BASE`] (existing installs keep their ids), else the base topic
+/// lowercased with every character outside `[a-z0-9]` as `-`, plus a short
+/// hash of the base topic when that changed anything (so `home/printers` and
+/// `home-printers` stay apart).
+pub fn instance_id(base: &str) -> Option<String> {
+    if base == DEFAULT_BASE {
+        return None;
+    }
+    let clean: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if clean == base {
+        return Some(clean);
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(base.as_bytes());
+    let hash: String = digest[..3].iter().map(|b| format!("{b:02x}")).collect();
+    Some(format!("{clean}-{hash}"))
 }
 
 /// True when `topic` can serve as a base topic: non-empty, no wildcards,
@@ -156,20 +230,44 @@ mod tests {
 
     #[test]
     fn discovery_names() {
-        let d = Discovery::new("ha");
-        let topic = d.config("sensor", &Discovery::node("ender3"), "progress");
+        let d = Discovery::new("ha", DEFAULT_BASE);
+        let topic = d.config("sensor", &d.node("ender3"), "progress");
         assert_eq!(topic, "ha/sensor/print2mqtt_ender3/progress/config");
         assert_eq!(
             d.parse(&topic),
             Some(("sensor", "print2mqtt_ender3", "progress"))
         );
         assert_eq!(
-            d.node_configs(BRIDGE_NODE),
+            d.node_configs(&d.bridge_node()),
             "ha/+/print2mqtt_bridge/+/config"
         );
+        let device = d.device_config("print2mqtt_ender3");
+        assert_eq!(device, "ha/device/print2mqtt_ender3/config");
+        assert_eq!(d.parse_device(&device), Some("print2mqtt_ender3"));
+        assert_eq!(d.parse_node(&device), Some("print2mqtt_ender3"));
+        assert_eq!(d.parse_node(&topic), Some("print2mqtt_ender3"));
+        assert_eq!(d.parse_device(&topic), None);
         assert_eq!(d.parse("ha/sensor/x/config"), None);
         assert_eq!(d.parse("other/sensor/n/o/config"), None);
         assert_eq!(d.parse("ha/sensor/n/o/p/config"), None);
+    }
+
+    #[test]
+    fn other_base_topics_carry_an_instance_id() {
+        assert_eq!(instance_id("print2mqtt"), None);
+        assert_eq!(instance_id("farm2").as_deref(), Some("farm2"));
+        let a = instance_id("home/printers").unwrap();
+        let b = instance_id("home-printers").unwrap();
+        assert!(a.starts_with("home-printers-") && a.len() == 20, "{a}");
+        assert_eq!(b, "home-printers");
+        assert!(!a.contains('_'));
+        let d = Discovery::new("homeassistant", "farm2");
+        assert_eq!(d.node("ender3"), "print2mqtt-farm2_ender3");
+        assert_eq!(d.bridge_node(), "print2mqtt-farm2_bridge");
+        assert_eq!(
+            Discovery::new("homeassistant", "print2mqtt").node("ender3"),
+            "print2mqtt_ender3"
+        );
     }
 
     #[test]

@@ -2,16 +2,18 @@
 //! configs are not republished). The broker's retained configs are checked
 //! one at a time as they arrive against the table's rendering of the same
 //! device, so neither side is ever held whole: with 10,000 printers that is
-//! 350,000 configs the bridge would otherwise keep twice.
+//! 350,000 configs the bridge would otherwise keep twice. A device whose
+//! configs the broker holds in the other discovery mode is migrated
+//! (`homeassistant::migration`).
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 
 use super::Printers;
-use crate::homeassistant;
+use crate::homeassistant::{self, migration};
 use crate::mqtt::messages::Message;
-use crate::mqtt::topics::{BRIDGE_NODE, BRIDGE_VERSION, Discovery};
+use crate::mqtt::topics::BRIDGE_VERSION;
 
 /// One device's configs as the table renders them: topic → (payload, index).
 struct Rendered {
@@ -31,6 +33,9 @@ pub struct ConfigCheck {
     matched: HashMap<String, Vec<bool>>,
     /// Empty retained messages for configs no device publishes any more.
     stale: Vec<Message>,
+    /// Node id → its configs the broker holds in the other mode: the
+    /// device migrates.
+    old: HashMap<String, Vec<String>>,
     /// The device rendered last: the broker sends one filter's (one
     /// device's) retained messages together, so this is nearly always it.
     last: Option<Rendered>,
@@ -39,12 +44,13 @@ pub struct ConfigCheck {
 impl ConfigCheck {
     /// A check of every device in `printers`' table.
     pub fn new(printers: &Printers) -> ConfigCheck {
+        let discovery = &printers.ha.discovery;
         let mut nodes: HashMap<String, Option<String>> = printers
             .states
             .keys()
-            .map(|slug| (Discovery::node(slug), Some(slug.clone())))
+            .map(|slug| (discovery.node(slug), Some(slug.clone())))
             .collect();
-        nodes.insert(BRIDGE_NODE.to_owned(), None);
+        nodes.insert(discovery.bridge_node(), None);
         ConfigCheck {
             nodes,
             slugs: printers.states.keys().cloned().collect(),
@@ -71,7 +77,7 @@ impl ConfigCheck {
 
     /// Compares one retained config from the broker.
     pub fn offer(&mut self, printers: &Printers, topic: &str, payload: &Bytes) {
-        let Some((_, node, _)) = printers.ha.discovery.parse(topic) else {
+        let Some(node) = printers.ha.discovery.parse_node(topic) else {
             return;
         };
         let Some(slug) = self.nodes.get(node) else {
@@ -103,6 +109,12 @@ impl ConfigCheck {
                 }
             }
             Some(_) => {} // changed: republished by `finish`
+            None if payload.is_empty() => {}
+            None if migration::is_other_mode(&printers.ha, topic) => self
+                .old
+                .entry(node.to_owned())
+                .or_default()
+                .push(topic.to_owned()),
             None => self
                 .stale
                 .push(Message::retained(topic.to_owned(), Bytes::new())),
@@ -120,25 +132,28 @@ impl ConfigCheck {
             return Vec::new();
         }
         let mut out = self.stale;
+        let mut old = self.old;
         let all_held = |node: &str| {
             self.matched
                 .get(node)
                 .is_some_and(|flags| flags.iter().all(|f| *f))
         };
-        if !all_held(BRIDGE_NODE) {
-            out.extend(missing(
-                render(printers, None),
-                self.matched.get(BRIDGE_NODE),
-            ));
+        let bridge = printers.ha.discovery.bridge_node();
+        if let Some(topics) = old.remove(&bridge) {
+            out.extend(migrate(printers, None, &topics, render(printers, None)));
+        } else if !all_held(&bridge) {
+            out.extend(missing(render(printers, None), self.matched.get(&bridge)));
         }
         for slug in self.slugs {
-            let node = Discovery::node(&slug);
+            let node = printers.ha.discovery.node(&slug);
             let Some(view) = printers.view(&slug) else {
                 continue;
             };
-            if !all_held(&node) {
-                let configs = homeassistant::configs(&view, &printers.ha);
-                out.extend(missing(configs, self.matched.get(&node)));
+            let configs = || homeassistant::configs(&view, &printers.ha);
+            if let Some(topics) = old.remove(&node) {
+                out.extend(migrate(printers, Some(&view), &topics, configs()));
+            } else if !all_held(&node) {
+                out.extend(missing(configs(), self.matched.get(&node)));
             }
             printers.published.insert(slug, view);
         }
@@ -163,6 +178,26 @@ fn render(printers: &Printers, slug: Option<&str>) -> Vec<Message> {
             .map(|view| homeassistant::configs(&view, &printers.ha))
             .unwrap_or_default(),
     }
+}
+
+/// A device's move from the other mode's configs at `topics` to `configs`.
+fn migrate(
+    printers: &Printers,
+    view: Option<&homeassistant::PrinterView>,
+    topics: &[String],
+    configs: Vec<Message>,
+) -> Vec<Message> {
+    let kept = migration::Kept::of(view, &printers.ha);
+    let old: Vec<(String, bool)> = topics
+        .iter()
+        .map(|t| (t.clone(), kept.keeps(&printers.ha, t)))
+        .collect();
+    tracing::debug!(
+        device = %configs.first().map_or("", |m| m.topic.as_str()),
+        old_configs = old.len(),
+        "Migrating a device's discovery configs (homeassistant.discovery_mode changed)"
+    );
+    migration::messages(&old, configs)
 }
 
 /// The configs not flagged as held by the broker.

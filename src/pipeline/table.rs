@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 
-use super::{ConfigCheck, Rejected, startup};
+use super::{ConfigCheck, Rejected, SNAPSHOT_URL_LIFETIME, startup};
 use crate::config::{Config, Storage};
 use crate::event::{Event, format_time};
 use crate::homeassistant::{self, PrinterView};
@@ -41,6 +41,8 @@ pub struct Printers {
     pub(super) unchecked: HashSet<String>,
     /// `storage.max_printers`: webhooks for a new printer beyond it are refused.
     pub(super) max_printers: usize,
+    /// When each printer's current snapshot URL arrived.
+    pub(super) url_at: HashMap<String, time::OffsetDateTime>,
 }
 
 /// A printer taken out of the table, and the empty retained messages that
@@ -69,6 +71,7 @@ impl Printers {
             published: HashMap::new(),
             webhooks: 0,
             unchecked: HashSet::new(),
+            url_at: HashMap::new(),
             max_printers: Storage::default().max_printers as usize,
         }
     }
@@ -147,6 +150,14 @@ impl Printers {
         let slugs = &self.slugs;
         self.states
             .retain(|slug, s| slugs.get(&s.printer_id) == Some(slug.as_str()));
+        // A restored URL arrived with the last event at the latest.
+        for (slug, state) in &self.states {
+            if state.latest.text(Field::SnapshotUrl).is_some()
+                && let Some(last) = &state.latest.last_event
+            {
+                self.url_at.insert(slug.clone(), last.received_at);
+            }
+        }
     }
 
     /// Remembers what a batch may change for `slug`, to undo it.
@@ -183,6 +194,9 @@ impl Printers {
     pub fn accept(&mut self, topics: &Topics, event: &Event) -> (String, Vec<Message>) {
         let slug = self.slugs.resolve(&event.printer_id);
         let changes = self.states.entry(slug.clone()).or_default().apply(event);
+        if event.snapshot_url.is_some() {
+            self.url_at.insert(slug.clone(), event.received_at);
+        }
         let mut messages = self.discover(&slug, false);
         messages.extend(render(topics, &slug, &changes, event));
         self.webhooks += 1;
@@ -234,11 +248,11 @@ impl Printers {
         if !self.ha.enabled {
             return Vec::new();
         }
-        let mut filters = vec![homeassistant::node_filter(&self.ha, None)];
+        let mut filters = homeassistant::node_filters(&self.ha, None).to_vec();
         filters.extend(
             self.states
                 .keys()
-                .map(|slug| homeassistant::node_filter(&self.ha, Some(slug))),
+                .flat_map(|slug| homeassistant::node_filters(&self.ha, Some(slug))),
         );
         filters
     }
@@ -259,10 +273,87 @@ impl Printers {
 
     /// Every config again, for Home Assistant's birth message.
     pub fn birth(&mut self) -> Vec<Message> {
-        if !self.ha.enabled {
-            return Vec::new();
+        let mut out = Vec::new();
+        let mut from = None;
+        loop {
+            let (slice, next) = self.birth_slice(from.as_deref(), usize::MAX);
+            out.extend(slice);
+            match next {
+                Some(n) => from = Some(n),
+                None => return out,
+            }
         }
-        self.all_configs()
+    }
+
+    /// One slice of the configs for Home Assistant's birth message: from
+    /// the start, the bridge's and the first `n` printers' (in slug order);
+    /// else `n` printers from the slug `from` on. Also returns where the
+    /// next slice starts, if any printers are left.
+    pub fn birth_slice(&mut self, from: Option<&str>, n: usize) -> (Vec<Message>, Option<String>) {
+        if !self.ha.enabled {
+            return (Vec::new(), None);
+        }
+        let mut out = Vec::new();
+        let range = match from {
+            None => {
+                out.extend(homeassistant::bridge_configs(&self.ha));
+                self.states.range::<String, _>(..)
+            }
+            Some(from) => self
+                .states
+                .range::<str, _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded)),
+        };
+        let mut slugs = range.map(|(slug, _)| slug.clone());
+        let this: Vec<String> = slugs.by_ref().take(n).collect();
+        let next = slugs.next();
+        for slug in this {
+            out.extend(self.discover(&slug, true));
+        }
+        (out, next)
+    }
+
+    /// Printers whose snapshot URL is older than [`SNAPSHOT_URL_LIFETIME`]
+    /// at `now`: the URL is forgotten, and for each the configs (without
+    /// the URL image) now and the empty `snapshot_url` after
+    /// [`super::REMOVAL_GRACE`], as in a removal.
+    pub fn expire_snapshot_urls(
+        &mut self,
+        now: time::OffsetDateTime,
+    ) -> Vec<(String, Vec<Message>, Message)> {
+        let lifetime =
+            time::Duration::try_from(SNAPSHOT_URL_LIFETIME).unwrap_or(time::Duration::MAX);
+        let expired: Vec<String> = self
+            .url_at
+            .iter()
+            .filter(|(_, at)| now - **at >= lifetime)
+            .map(|(slug, _)| slug.clone())
+            .collect();
+        let mut out = Vec::new();
+        for slug in expired {
+            self.url_at.remove(&slug);
+            let Some(state) = self.states.get_mut(&slug) else {
+                continue;
+            };
+            if state.latest.text(Field::SnapshotUrl).is_none() {
+                continue;
+            }
+            state.latest.restore(Field::SnapshotUrl.leaf(), b"");
+            let configs = self.discover(&slug, false);
+            let value = Message::retained(
+                self.ha.topics.field(&slug, Field::SnapshotUrl),
+                Bytes::new(),
+            );
+            out.push((slug, configs, value));
+        }
+        out
+    }
+
+    /// True while the printer has no snapshot URL (an expired one's empty
+    /// value is published only then).
+    pub(super) fn url_cleared(&self, slug: &str) -> bool {
+        self.states
+            .get(slug)
+            .is_some_and(|s| s.latest.text(Field::SnapshotUrl).is_none())
     }
 
     /// Takes the printer with this slug or printer id out of the table.
@@ -271,6 +362,7 @@ impl Printers {
         self.states.remove(&slug);
         self.published.remove(&slug);
         self.unchecked.remove(&slug);
+        self.url_at.remove(&slug);
         let empty = |topic| Message::retained(topic, Bytes::new());
         let topics = &self.ha.topics;
         let values = Field::ALL
@@ -342,16 +434,6 @@ impl Printers {
         let configs = homeassistant::configs(&view, &self.ha);
         self.published.insert(slug.to_owned(), view);
         configs
-    }
-
-    /// The bridge's configs and every printer's, recording what was published.
-    fn all_configs(&mut self) -> Vec<Message> {
-        let mut out = homeassistant::bridge_configs(&self.ha);
-        let slugs: Vec<String> = self.states.keys().cloned().collect();
-        for slug in slugs {
-            out.extend(self.discover(&slug, true));
-        }
-        out
     }
 }
 

@@ -30,7 +30,16 @@ fn event(id: &str, name: Option<&str>) -> Event {
     let mut e = Event::new(EventKind::Progress, Source::OctoEverywhere, id.into(), rx);
     e.printer_name = name.map(str::to_owned);
     e.progress = Some(5);
+    e.snapshot_url = Some(format!("https://octoeverywhere.com/s/{id}.jpg"));
     e
+}
+
+/// The same table publishing per-entity configs (the current release's
+/// format).
+fn component_config() -> Config {
+    let mut c = config();
+    c.homeassistant.discovery_mode = crate::config::DiscoveryMode::Component;
+    c
 }
 
 fn topics() -> Topics {
@@ -51,7 +60,8 @@ fn configs_go_first_and_only_when_the_printer_changes() {
     let (slug, first) = p.accept(&topics(), &event("E3", Some("Ender")));
     assert_eq!(slug, "e3");
     let n = configs(&first).len();
-    assert_eq!(n, 35, "16 entities and 19 triggers");
+    assert_eq!(n, 1, "one device config");
+    assert_eq!(first[0].topic, "homeassistant/device/print2mqtt_e3/config");
     assert!(
         first[..n]
             .iter()
@@ -84,7 +94,7 @@ fn configs_go_first_and_only_when_the_printer_changes() {
         "no name sent: the name is kept"
     );
     let (_, renamed) = p.accept(&topics(), &event("E3", Some("Ender 3")));
-    assert_eq!(configs(&renamed).len(), 35);
+    assert_eq!(configs(&renamed).len(), 1);
     let json: serde_json::Value = serde_json::from_slice(&renamed[0].payload).unwrap();
     assert_eq!(json["device"]["name"], "Ender 3");
 }
@@ -114,7 +124,7 @@ fn birth_republishes_every_config_of_every_printer_and_the_bridge() {
     p.accept(&topics(), &event("a", Some("A")));
     p.accept(&topics(), &event("b", Some("B")));
     let all = p.birth();
-    assert_eq!(all.len(), 4 + 35 * 2);
+    assert_eq!(all.len(), 1 + 2);
     assert!(all.iter().all(|m| m.retain));
     assert!(all[0].topic.contains("/print2mqtt_bridge/"));
     let (_, m) = p.accept(&topics(), &event("a", Some("A")));
@@ -123,7 +133,7 @@ fn birth_republishes_every_config_of_every_printer_and_the_bridge() {
 
 #[test]
 fn startup_publishes_only_what_differs_and_clears_stale_configs() {
-    let mut earlier = Printers::from_config(&config());
+    let mut earlier = Printers::from_config(&component_config());
     earlier.accept(&topics(), &event("a", Some("A")));
     let mut retained: Vec<(String, Bytes)> = earlier
         .birth()
@@ -132,17 +142,25 @@ fn startup_publishes_only_what_differs_and_clears_stale_configs() {
         .collect();
     let stale = "homeassistant/sensor/print2mqtt_a/retired/config".to_owned();
     retained.push((stale.clone(), Bytes::from_static(b"{}")));
-    let values = [(
-        "print2mqtt/a/last_event".to_owned(),
-        Bytes::from(event("a", Some("A")).to_json()),
-    )];
+    let values = [
+        (
+            "print2mqtt/a/last_event".to_owned(),
+            Bytes::from(event("a", Some("A")).to_json()),
+        ),
+        (
+            "print2mqtt/a/snapshot_url".to_owned(),
+            Bytes::from_static(b"https://octoeverywhere.com/s/a.jpg"),
+        ),
+    ];
 
-    let mut p = Printers::from_config(&config());
+    let mut p = Printers::from_config(&component_config());
     p.restore(&topics(), pairs(&values));
     assert_eq!(
         p.discovery_filters(),
         [
+            "homeassistant/device/print2mqtt_bridge/config",
             "homeassistant/+/print2mqtt_bridge/+/config",
+            "homeassistant/device/print2mqtt_a/config",
             "homeassistant/+/print2mqtt_a/+/config"
         ]
     );
@@ -164,13 +182,101 @@ fn startup_publishes_only_what_differs_and_clears_stale_configs() {
         "restored printers are not rediscovered"
     );
 
-    let mut fresh = Printers::from_config(&config());
+    let mut fresh = Printers::from_config(&component_config());
     fresh.restore(&topics(), pairs(&values));
     assert_eq!(
         fresh.startup(&[]).len(),
-        1 + 4 + 35,
+        1 + 4 + 36,
         "nothing retained: all"
     );
+    let mut fresh = Printers::from_config(&config());
+    fresh.restore(&topics(), pairs(&values));
+    assert_eq!(fresh.startup(&[]).len(), 1 + 1 + 1, "device configs");
+}
+
+#[test]
+fn a_restart_in_device_mode_migrates_per_entity_configs() {
+    let mut earlier = Printers::from_config(&component_config());
+    earlier.accept(&topics(), &event("a", Some("A")));
+    let retained: Vec<(String, Bytes)> = earlier
+        .birth()
+        .into_iter()
+        .map(|m| (m.topic, m.payload))
+        .collect();
+    let old: Vec<&str> = retained.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(old.len(), 4 + 36);
+    let values = [
+        (
+            "print2mqtt/a/last_event".to_owned(),
+            Bytes::from(event("a", Some("A")).to_json()),
+        ),
+        (
+            "print2mqtt/a/snapshot_url".to_owned(),
+            Bytes::from_static(b"https://octoeverywhere.com/s/a.jpg"),
+        ),
+    ];
+    let mut p = Printers::from_config(&config());
+    p.restore(&topics(), pairs(&values));
+    let start = p.startup(&retained);
+    let migrate = crate::homeassistant::migration::MIGRATE.as_bytes();
+    // The bridge, then the printer: migrate every old config, clear every
+    // one, then the device config.
+    let mut at = 1;
+    for (node, n) in [("print2mqtt_bridge", 4), ("print2mqtt_a", 36)] {
+        let device = start[at..at + n]
+            .iter()
+            .chain(&start[at + n..at + 2 * n])
+            .all(|m| m.retain && m.topic.contains(&format!("/{node}/")));
+        assert!(device, "{node}");
+        assert!(start[at..at + n].iter().all(|m| &m.payload[..] == migrate));
+        assert!(
+            start[at + n..at + 2 * n]
+                .iter()
+                .all(|m| m.payload.is_empty())
+        );
+        let mut migrated: Vec<&str> = start[at..at + n].iter().map(|m| m.topic.as_str()).collect();
+        let mut cleared: Vec<&str> = start[at + n..at + 2 * n]
+            .iter()
+            .map(|m| m.topic.as_str())
+            .collect();
+        migrated.sort();
+        cleared.sort();
+        assert_eq!(migrated, cleared);
+        let new = &start[at + 2 * n];
+        assert_eq!(new.topic, format!("homeassistant/device/{node}/config"));
+        assert!(!new.payload.is_empty());
+        at += 2 * n + 1;
+    }
+    assert_eq!(start.len(), at);
+    let mut all_old: Vec<&str> = start
+        .iter()
+        .filter(|m| &m.payload[..] == migrate)
+        .map(|m| m.topic.as_str())
+        .collect();
+    let mut want = old.clone();
+    all_old.sort();
+    want.sort();
+    assert_eq!(all_old, want, "every old config migrates");
+
+    // Back to per-entity configs: the device config migrates.
+    let device: Vec<(String, Bytes)> = p
+        .birth()
+        .into_iter()
+        .map(|m| (m.topic, m.payload))
+        .collect();
+    let mut back = Printers::from_config(&component_config());
+    back.restore(&topics(), pairs(&values));
+    let start = back.startup(&device);
+    assert_eq!(
+        (start[1].topic.as_str(), &start[1].payload[..]),
+        ("homeassistant/device/print2mqtt_bridge/config", migrate)
+    );
+    assert_eq!(
+        start[2].topic,
+        "homeassistant/device/print2mqtt_bridge/config"
+    );
+    assert!(start[2].payload.is_empty());
+    assert_eq!(start.len(), 1 + 2 * 2 + 4 + 36);
 }
 
 #[test]
@@ -196,7 +302,11 @@ fn removal_by_slug_or_id_clears_configs_and_values() {
     let r = p.remove("ender 3").expect("case-insensitive printer id");
     assert_eq!(r.slug, "ender_3");
     assert!(!p.contains("ender_3"));
-    assert_eq!(r.configs.len(), 36, "the App Connection entity's too");
+    assert_eq!(
+        r.configs.len(),
+        1 + 38,
+        "both modes, every image and the App Connection entity's too"
+    );
     assert!(
         r.configs
             .iter()
@@ -215,7 +325,7 @@ fn removal_by_slug_or_id_clears_configs_and_values() {
     let (_, back) = p.accept(&topics(), &event("Ender 3", Some("E")));
     assert_eq!(
         configs(&back).len(),
-        35,
+        1,
         "a printer that returns is discovered again"
     );
     assert!(p.remove("ender_3").is_some(), "by slug");
@@ -240,10 +350,12 @@ fn a_printer_with_an_app_token_is_a_device_with_an_app_connection_entity() {
             .any(|f| f.contains("print2mqtt_oe-1"))
     );
     let start = p.startup(&[]);
-    assert!(
-        configs(&start).contains(&"homeassistant/sensor/print2mqtt_oe-1/app_connection/config"),
-        "configs at start, before any webhook"
-    );
+    let device = start
+        .iter()
+        .find(|m| m.topic == "homeassistant/device/print2mqtt_oe-1/config")
+        .expect("configs at start, before any webhook");
+    let json: serde_json::Value = serde_json::from_slice(&device.payload).unwrap();
+    assert_eq!(json["cmps"]["app_connection"]["platform"], "sensor");
     let m = p.app_connection(&topics(), "OE-1", AppState::Revoked);
     assert_eq!(m.len(), 1, "configs unchanged: only the state");
     assert_eq!(
@@ -252,10 +364,80 @@ fn a_printer_with_an_app_token_is_a_device_with_an_app_connection_entity() {
     );
     // A printer without a token has no such entity.
     let (_, other) = p.accept(&topics(), &event("E3", None));
-    assert!(!configs(&other).iter().any(|t| t.contains("app_connection")));
+    assert!(
+        !other
+            .iter()
+            .any(|m| String::from_utf8_lossy(&m.payload).contains("app_connection"))
+    );
 }
 
 /// Retained `(topic, payload)` pairs as `Printers::restore` takes them.
 fn pairs(retained: &[(String, Bytes)]) -> impl Iterator<Item = (&str, &Bytes)> {
     retained.iter().map(|(t, p)| (t.as_str(), p))
+}
+
+#[test]
+fn a_birth_republishes_in_slices_that_cover_every_device_once() {
+    let mut p = Printers::from_config(&config());
+    for id in ["a", "b", "c", "d", "e"] {
+        p.accept(&topics(), &event(id, Some(id)));
+    }
+    let (first, next) = p.birth_slice(None, 2);
+    let topics_of = |m: &[Message]| -> Vec<String> { m.iter().map(|m| m.topic.clone()).collect() };
+    assert_eq!(
+        topics_of(&first),
+        [
+            "homeassistant/device/print2mqtt_bridge/config",
+            "homeassistant/device/print2mqtt_a/config",
+            "homeassistant/device/print2mqtt_b/config"
+        ]
+    );
+    assert_eq!(next.as_deref(), Some("c"));
+    let (second, next) = p.birth_slice(next.as_deref(), 2);
+    assert_eq!(second.len(), 2);
+    assert_eq!(next.as_deref(), Some("e"));
+    let (last, next) = p.birth_slice(next.as_deref(), 2);
+    assert_eq!(
+        topics_of(&last),
+        ["homeassistant/device/print2mqtt_e/config"]
+    );
+    assert_eq!(next, None);
+    assert_eq!(p.birth().len(), 1 + 5, "all at once: the same configs");
+}
+
+#[test]
+fn a_snapshot_url_is_cleared_with_its_image_before_it_expires() {
+    let mut p = Printers::from_config(&config());
+    let mut e = event("oe", Some("OE"));
+    e.snapshot_url = Some("https://octoeverywhere.com/s/1.jpg".into());
+    let (_, first) = p.accept(&topics(), &e);
+    let device: serde_json::Value = serde_json::from_slice(&first[0].payload).unwrap();
+    assert_eq!(device["cmps"]["snapshot"]["platform"], "image");
+    let at = e.received_at;
+    let almost = at + time::Duration::days(6) - time::Duration::seconds(1);
+    assert!(p.expire_snapshot_urls(almost).is_empty());
+    let expired = p.expire_snapshot_urls(at + time::Duration::days(6));
+    assert_eq!(expired.len(), 1);
+    let (slug, configs, value) = &expired[0];
+    assert_eq!(slug, "oe");
+    assert_eq!(configs.len(), 1, "the device config again");
+    let device: serde_json::Value = serde_json::from_slice(&configs[0].payload).unwrap();
+    assert!(
+        device["cmps"].get("snapshot").is_none(),
+        "image entity gone"
+    );
+    assert_eq!(
+        (value.topic.as_str(), value.payload.is_empty(), value.retain),
+        ("print2mqtt/oe/snapshot_url", true, true)
+    );
+    assert!(p.url_cleared("oe"));
+    assert!(
+        p.expire_snapshot_urls(at + time::Duration::days(30))
+            .is_empty()
+    );
+    // The next URL brings the entity back.
+    let (_, back) = p.accept(&topics(), &e);
+    let device: serde_json::Value = serde_json::from_slice(&back[0].payload).unwrap();
+    assert_eq!(device["cmps"]["snapshot"]["platform"], "image");
+    assert!(!p.url_cleared("oe"));
 }

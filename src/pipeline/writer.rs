@@ -10,10 +10,14 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
 use tracing::{error, warn};
 
 use super::table::{Printers, Removal, Undo};
-use super::{Answer, BATCH, Job, REMOVAL_GRACE, Receipt, Rejected, TableChange};
+use super::{
+    Answer, BATCH, BIRTH_PACE, BIRTH_SLICE, Job, REMOVAL_GRACE, Receipt, Rejected,
+    SNAPSHOT_URL_SWEEP, TableChange, birth_delay,
+};
 use crate::event::Event;
 use crate::event::now_ms;
 use crate::mqtt::delivery::packet_size;
@@ -72,7 +76,13 @@ impl Writer {
         }
         let mut jobs = Vec::with_capacity(BATCH);
         let mut births_open = true;
+        // The next slice of a republish after a birth: when, and from which
+        // printer (`None`: from the start).
+        let mut birth: Option<(Instant, Option<String>)> = None;
+        let mut sweep = tokio::time::interval(SNAPSHOT_URL_SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let due = birth.as_ref().map_or_else(Instant::now, |(at, _)| *at);
             tokio::select! {
                 n = rx.recv_many(&mut jobs, BATCH) => {
                     if n == 0 {
@@ -81,15 +91,21 @@ impl Writer {
                     let batch = self.apply(jobs.drain(..));
                     self.finish(batch).await;
                 }
-                birth = births.recv(), if births_open => match birth {
-                    Some(()) => {
-                        let configs = self.table().birth();
-                        if !configs.is_empty() {
-                            let _ = self.commit(vec![(configs, false)]).await;
-                        }
-                    }
+                born = births.recv(), if births_open => match born {
+                    // A birth during a republish starts it over: Home
+                    // Assistant has restarted again.
+                    Some(()) => birth = Some((Instant::now() + birth_delay(), None)),
                     None => births_open = false,
                 },
+                _ = sweep.tick() => self.expire_snapshot_urls().await,
+                () = tokio::time::sleep_until(due), if birth.is_some() => {
+                    let from = birth.take().and_then(|(_, from)| from);
+                    let (configs, next) = self.table().birth_slice(from.as_deref(), BIRTH_SLICE);
+                    if !configs.is_empty() {
+                        let _ = self.commit(vec![(configs, false)]).await;
+                    }
+                    birth = next.map(|n| (Instant::now() + BIRTH_PACE, Some(n)));
+                }
             }
         }
     }
@@ -135,6 +151,11 @@ impl Writer {
                 Job::ClearValues { slug, values } => {
                     if !table.contains(&slug) {
                         b.messages.push((values, false));
+                    }
+                }
+                Job::ClearUrl { slug, value } => {
+                    if table.url_cleared(&slug) {
+                        b.messages.push((vec![value], false));
                     }
                 }
                 Job::Configs(check) => {
@@ -369,6 +390,29 @@ impl Writer {
         error!(error = %why, "Could not write to the outbox: webhooks refused with 503");
         self.next_seq = first;
         Err(why)
+    }
+
+    /// Clears the snapshot URLs that are about to expire: configs now, the
+    /// values after [`REMOVAL_GRACE`].
+    async fn expire_snapshot_urls(&mut self) {
+        let expired = self
+            .table()
+            .expire_snapshot_urls(time::OffsetDateTime::now_utc());
+        let mut configs = Vec::new();
+        for (slug, c, value) in expired {
+            tracing::info!(printer = %slug, "Snapshot URL about to expire: cleared");
+            configs.extend(c);
+            let Some(jobs) = self.jobs.upgrade() else {
+                continue;
+            };
+            tokio::spawn(async move {
+                tokio::time::sleep(REMOVAL_GRACE).await;
+                let _ = jobs.send(Job::ClearUrl { slug, value }).await;
+            });
+        }
+        if !configs.is_empty() {
+            let _ = self.commit(vec![(configs, false)]).await;
+        }
     }
 
     fn clear_later(&self, slug: String, values: Vec<Message>) {
