@@ -177,6 +177,8 @@ fn bridge(bin: &Path, broker: u16, data: &Path) -> (Killed, u16, PathBuf) {
         .env("PRINT2MQTT_MQTT__URL", format!("mqtt://127.0.0.1:{broker}"))
         .env("PRINT2MQTT_AUTH__SECRET", SECRET)
         .env("PRINT2MQTT_STORAGE__DATA_DIR", data)
+        // The scale run knows 10,000 printers, beyond the default bound.
+        .env("PRINT2MQTT_STORAGE__MAX_PRINTERS", "1000000")
         .env("RUST_LOG", "warn,print2mqtt::pipeline=info")
         .current_dir(data)
         .stdout(Stdio::null())

@@ -182,6 +182,12 @@ impl Task {
             // the outbox for the next start (a container stop must not
             // run into its kill timeout).
             if closing && !self.is_connected() {
+                if !self.delivery.is_idle() || self.spill.is_some() {
+                    warn!(
+                        held = self.delivery.held(),
+                        "MQTT broker unreachable at shutdown; the undelivered webhooks stay in the outbox for the next start"
+                    );
+                }
                 break;
             }
             let far = tokio::time::Instant::now() + Duration::from_secs(3600);
