@@ -9,14 +9,12 @@
 /// 20,000 leaves room for 5,000 unknown properties (ignored, never an error).
 pub const MAX_VALUES: usize = 20_000;
 
-/// An upper bound of the number of values (object keys included) in `json`:
-/// one per `,`, `:`, `{` and `[` outside strings, plus one. Stops counting
-/// past `max`.
-pub fn values(json: &[u8], max: usize) -> usize {
-    let mut count = 1usize;
+/// The bytes of `json` outside strings, string quotes left out: the only
+/// ones that open, close or separate values.
+fn structure(json: &[u8]) -> impl Iterator<Item = u8> + '_ {
     let mut in_string = false;
     let mut escaped = false;
-    for &b in json {
+    json.iter().copied().filter(move |&b| {
         if in_string {
             if escaped {
                 escaped = false;
@@ -25,17 +23,27 @@ pub fn values(json: &[u8], max: usize) -> usize {
             } else if b == b'"' {
                 in_string = false;
             }
-            continue;
+            return false;
         }
-        match b {
-            b'"' => in_string = true,
-            b',' | b':' | b'{' | b'[' => {
-                count += 1;
-                if count > max {
-                    return count;
-                }
+        if b == b'"' {
+            in_string = true;
+            return false;
+        }
+        true
+    })
+}
+
+/// An upper bound of the number of values (object keys included) in `json`:
+/// one per `,`, `:`, `{` and `[` outside strings, plus one. Stops counting
+/// past `max`.
+pub fn values(json: &[u8], max: usize) -> usize {
+    let mut count = 1usize;
+    for b in structure(json) {
+        if matches!(b, b',' | b':' | b'{' | b'[') {
+            count += 1;
+            if count > max {
+                return count;
             }
-            _ => {}
         }
     }
     count
@@ -45,21 +53,8 @@ pub fn values(json: &[u8], max: usize) -> usize {
 /// JSON is measured the same way; the parser reports what else is wrong.
 pub fn exceeds(json: &[u8], max: usize) -> bool {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
+    for b in structure(json) {
         match b {
-            b'"' => in_string = true,
             b'{' | b'[' => {
                 depth += 1;
                 if depth > max {
