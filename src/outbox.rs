@@ -56,11 +56,16 @@ pub struct Record {
 impl Record {
     /// Topic and payload bytes of its messages (what the bounds count).
     pub fn bytes(&self) -> usize {
-        self.messages
-            .iter()
-            .map(|m| m.topic.len() + m.payload.len())
-            .sum()
+        message_bytes(&self.messages)
     }
+}
+
+/// Topic and payload bytes of `messages`: what `storage.max_bytes` counts.
+pub fn message_bytes(messages: &[Message]) -> usize {
+    messages
+        .iter()
+        .map(|m| m.topic.len() + m.payload.len())
+        .sum()
 }
 
 /// A message the broker would not take, kept for a retry on request.
@@ -585,10 +590,11 @@ impl Outbox {
         self.inner.limits
     }
 
-    /// True if one more webhook of `bytes` bytes fits the bounds.
-    pub fn room_for(&self, bytes: u64) -> bool {
+    /// True if `events` more webhooks of `bytes` bytes in all fit the bounds.
+    pub fn room_for(&self, events: u64, bytes: u64) -> bool {
         let l = self.inner.limits;
-        self.depth() < l.max_events && self.depth_bytes().saturating_add(bytes) <= l.max_bytes
+        self.depth().saturating_add(events) <= l.max_events
+            && self.depth_bytes().saturating_add(bytes) <= l.max_bytes
     }
 
     /// The configured bound on undelivered webhooks, `storage.max_events`.

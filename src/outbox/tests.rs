@@ -81,8 +81,8 @@ fn bytes_are_counted_and_bound_the_outbox() {
     assert_eq!(one, 7 + 8 + 7 + 9);
     outbox.append(&[record(1, "a"), record(2, "a")]).unwrap();
     assert_eq!(outbox.depth_bytes(), 2 * one);
-    assert!(outbox.room_for(one));
-    assert!(!outbox.room_for(100 - 2 * one + 1));
+    assert!(outbox.room_for(1, one));
+    assert!(!outbox.room_for(1, 100 - 2 * one + 1));
     outbox.delivered([&record(1, "a")]);
     assert_eq!((outbox.depth(), outbox.depth_bytes()), (1, one));
     drop(outbox);

@@ -24,7 +24,7 @@ use crate::mqtt::delivery::packet_size;
 use crate::mqtt::messages::Message;
 use crate::mqtt::publisher::Publisher;
 use crate::mqtt::topics::Topics;
-use crate::outbox::{Outbox, Record};
+use crate::outbox::{Outbox, Record, message_bytes};
 use crate::snapshots::Snapshots;
 use crate::state::Field;
 
@@ -213,12 +213,8 @@ impl Writer {
         table.remember(&mut undo, &slug);
         let (slug, messages) = table.accept(&self.topics, event);
         let too_large = messages.iter().find(|m| packet_size(m) > self.max_packet);
-        let bytes: u64 = messages
-            .iter()
-            .map(|m| (m.topic.len() + m.payload.len()) as u64)
-            .sum();
-        let full = !self.outbox.room_for(pending.1 + bytes)
-            || self.outbox.depth() + pending.0 >= self.outbox.limits().max_events;
+        let bytes = message_bytes(&messages) as u64;
+        let full = !self.outbox.room_for(pending.0 + 1, pending.1 + bytes);
         let refusal = match too_large {
             Some(m) => Some(Rejected::TooLarge {
                 topic: m.topic.clone(),
