@@ -190,6 +190,37 @@ fn bridge(bin: &Path, broker: u16, data: &Path) -> (Killed, u16, PathBuf) {
 }
 
 /// (CPU seconds used, resident KiB, peak resident KiB) of a process.
+/// The bridge's resident size once it is idle: the lowest seen over
+/// [`SETTLE`] (its upkeep gives freed memory back once a second).
+/// Returns (resident KiB, of which anonymous KiB).
+async fn settled_rss(pid: u32) -> (u64, u64) {
+    let until = Instant::now() + SETTLE;
+    let mut lowest = (u64::MAX, 0);
+    while Instant::now() < until {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let now = (
+            status_kib(&status, "VmRSS:"),
+            status_kib(&status, "RssAnon:"),
+        );
+        lowest = lowest.min(now);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    lowest
+}
+
+/// One `kB` line of `/proc/<pid>/status`.
+fn status_kib(status: &str, key: &str) -> u64 {
+    status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// How long [`settled_rss`] watches an idle bridge.
+const SETTLE: Duration = Duration::from_secs(3);
+
 fn usage(pid: u32) -> (f64, u64, u64) {
     let (user, system, rss, peak) = usage_split(pid);
     (user + system, rss, peak)
@@ -212,15 +243,12 @@ fn usage_split(pid: u32) -> (f64, f64, u64, u64) {
             / 100.0
     };
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (ticks(11), ticks(12), kib("VmRSS:"), kib("VmHWM:"))
+    (
+        ticks(11),
+        ticks(12),
+        status_kib(&status, "VmRSS:"),
+        status_kib(&status, "VmHWM:"),
+    )
 }
 
 // ---------------------------------------------------------------- clients
@@ -574,6 +602,7 @@ async fn scale_run(a: &Args) {
     let published = start.elapsed();
     let got = configs.load(Ordering::Relaxed) - base;
     let (_, rss, _) = usage(bridge_proc.0.id());
+    let rss_settled = settled_rss(bridge_proc.0.id()).await;
 
     // Restart: time until the bridge listens again with state restored.
     drop(bridge_proc);
@@ -608,6 +637,7 @@ async fn scale_run(a: &Args) {
         serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
     };
     let (_, rss_after, _) = usage(again.0.id());
+    let rss_after_settled = settled_rss(again.0.id()).await;
 
     println!("\n| scale run ({n} printers) | value |");
     println!("|---|---|");
@@ -623,8 +653,13 @@ async fn scale_run(a: &Args) {
         ),
     );
     row(
-        "RSS with every printer known",
-        format!("{:.1} MB", rss as f64 / 1024.0),
+        "RSS with every printer known, at once / settled",
+        format!(
+            "{:.1} MB / {:.1} MB ({:.1} MB anonymous)",
+            rss as f64 / 1024.0,
+            rss_settled.0 as f64 / 1024.0,
+            rss_settled.1 as f64 / 1024.0
+        ),
     );
     row(
         "restart until listening with state restored",
@@ -643,8 +678,13 @@ async fn scale_run(a: &Args) {
         ),
     );
     row(
-        "RSS after restart",
-        format!("{:.1} MB", rss_after as f64 / 1024.0),
+        "RSS after restart, at once / settled",
+        format!(
+            "{:.1} MB / {:.1} MB ({:.1} MB anonymous)",
+            rss_after as f64 / 1024.0,
+            rss_after_settled.0 as f64 / 1024.0,
+            rss_after_settled.1 as f64 / 1024.0
+        ),
     );
 }
 

@@ -379,7 +379,7 @@ fn keep_snapshot(snapshots: &Snapshots, topics: &Topics, topic: &str, payload: &
 }
 
 /// How often the outbox is looked after (reopened after a fault, compacted
-/// once empty).
+/// once empty) and freed memory is given back.
 const UPKEEP: Duration = Duration::from_secs(1);
 
 /// Looks after the outbox in the background until `stop`.
@@ -390,6 +390,10 @@ async fn maintain(outbox: Outbox, stop: CancellationToken) {
             () = stop.cancelled() => return,
         }
         let outbox = outbox.clone();
-        let _ = tokio::task::spawn_blocking(move || outbox.maintain()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            outbox.maintain();
+            crate::memory::give_back_idle();
+        })
+        .await;
     }
 }

@@ -230,7 +230,7 @@ impl Status {
 }
 
 /// Which dialect the webhook came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     OctoEverywhere,

@@ -21,6 +21,7 @@
 //! - [`tls`]: PEM files to rustls configurations (HTTPS, mqtts://).
 //! - [`monitor`]: what the status page and `/metrics` watch:
 //!   [`webhook_log`] (the last webhooks) and [`metrics`] (Prometheus).
+//! - [`memory`]: allocator settings; freed memory given back when idle.
 //! - [`app`]: wiring and shutdown order.
 //! - [`healthcheck`], [`simulate`]: the `healthcheck` and `simulate`
 //!   commands, clients of a running bridge.
@@ -33,6 +34,7 @@ pub mod healthcheck;
 pub mod homeassistant;
 pub mod http;
 pub mod ingest;
+pub mod memory;
 pub mod metrics;
 pub mod monitor;
 pub mod mqtt;

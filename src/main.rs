@@ -60,21 +60,8 @@ enum Command {
     Simulate(simulate::Args),
 }
 
-/// Large buffers (snapshots of several MB) go back to the system when
-/// freed. glibc raises its mmap threshold after the first large free, up to
-/// 32 MiB, after which every multi-MB snapshot lands on the heap and its
-/// memory is kept: 20 snapshot webhooks held about 190 MB instead of 45.
-fn return_large_buffers() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before any
-    // other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
-}
-
 fn main() -> ExitCode {
-    return_large_buffers();
+    print2mqtt::memory::tune();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -37,7 +37,7 @@ pub const FILE: &str = "outbox.redb";
 /// The store's page cache. The outbox is a queue (append, deliver, delete):
 /// its working set is the few pages at its ends, and redb's 1 GiB default
 /// would grow the process by the size of every backlog it ever held.
-const CACHE_BYTES: usize = 4 << 20;
+const CACHE_BYTES: usize = 1 << 20;
 /// An empty outbox whose file is larger than this is compacted.
 const COMPACT_ABOVE: u64 = 4 << 20;
 

@@ -63,7 +63,7 @@ impl Context {
 
 /// What a printer's configs are made of. Two equal views give equal configs,
 /// so comparing views tells whether configs must be published again.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PrinterView {
     /// The printer's topic level; its node id is `print2mqtt_<slug>`.
     pub slug: String,
@@ -82,6 +82,17 @@ pub struct PrinterView {
 }
 
 impl PrinterView {
+    /// A 64-bit digest of the view: what the table keeps of each printer's
+    /// published view (a whole view per printer is a few hundred bytes,
+    /// 10,000 printers' several MB). Deterministic within a process; two
+    /// different views share a digest with odds of 1 in 2^64.
+    pub fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        self.hash(&mut h);
+        h.finish()
+    }
+
     /// The view of a printer's state; `configured_name` (from
     /// `printers.<id>.name`) wins over the name the webhook sent.
     pub fn new(slug: &str, state: &PrinterState, configured_name: Option<&str>) -> PrinterView {

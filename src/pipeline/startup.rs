@@ -155,7 +155,7 @@ impl ConfigCheck {
             } else if !all_held(&node) {
                 out.extend(missing(configs(), self.matched.get(&node)));
             }
-            printers.published.insert(slug, view);
+            printers.published.insert(slug, view.digest());
         }
         out
     }

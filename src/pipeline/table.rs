@@ -32,8 +32,9 @@ pub struct Printers {
     pub(super) names: HashMap<String, String>,
     /// Folded ids of the printers with an `app_token`.
     pub(super) app_tokens: HashSet<String>,
-    /// The view each printer's configs were last published with.
-    pub(super) published: HashMap<String, PrinterView>,
+    /// The digest of the view each printer's configs were last published
+    /// with ([`PrinterView::digest`]).
+    pub(super) published: HashMap<String, u64>,
     /// Webhooks accepted (`<base>/bridge/webhooks`), restored at start.
     pub(super) webhooks: u64,
     /// Restored printers whose configs the start-up check still compares
@@ -428,11 +429,12 @@ impl Printers {
         let Some(view) = self.view(slug) else {
             return Vec::new();
         };
-        if !always && (self.published.get(slug) == Some(&view) || self.unchecked.contains(slug)) {
+        let digest = view.digest();
+        if !always && (self.published.get(slug) == Some(&digest) || self.unchecked.contains(slug)) {
             return Vec::new();
         }
         let configs = homeassistant::configs(&view, &self.ha);
-        self.published.insert(slug.to_owned(), view);
+        self.published.insert(slug.to_owned(), digest);
         configs
     }
 }
@@ -450,7 +452,7 @@ pub fn retained_of(record: &Record) -> impl Iterator<Item = (&str, &Bytes)> {
 /// What a batch changed in the table, to put back if its commit fails.
 #[derive(Debug, Default)]
 pub(super) struct Undo {
-    states: HashMap<String, (Option<PrinterState>, Option<PrinterView>)>,
+    states: HashMap<String, (Option<PrinterState>, Option<u64>)>,
     webhooks: Option<u64>,
 }
 

@@ -1,0 +1,44 @@
+//! The allocator's settings and giving freed memory back to the system:
+//! a farm's backlog or a start-up check can briefly hold tens of MB that
+//! glibc would otherwise keep for the life of the process.
+
+/// Freed memory the allocator may keep before [`give_back_idle`] returns it.
+const KEEP_FREE_BYTES: usize = 4 << 20;
+
+/// Sets the allocator up; call first in `main`, before any other thread.
+///
+/// - Large buffers (snapshots of several MB) go back to the system when
+///   freed. glibc raises its mmap threshold after the first large free, up
+///   to 32 MiB, after which every multi-MB snapshot lands on the heap and
+///   its memory is kept: 20 snapshot webhooks held about 190 MB instead of 45.
+/// - Two arenas at most: one per thread (glibc's default, up to eight per
+///   core) keeps each worker's freed memory apart, and 10,000 printers'
+///   state spread over them held 58 MB instead of 47.
+pub fn tune() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Returns freed memory to the system when the allocator holds more than
+/// [`KEEP_FREE_BYTES`] of it; returns the bytes it held. Cheap enough for a
+/// once-a-second upkeep task (it reads the allocator's counters; the trim
+/// itself walks the heap only when there is something to give back).
+pub fn give_back_idle() -> usize {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: both only read or adjust the allocator's own bookkeeping.
+        let free = unsafe { libc::mallinfo2() }.fordblks;
+        if free > KEEP_FREE_BYTES {
+            // SAFETY: as above.
+            unsafe { libc::malloc_trim(0) };
+        }
+        free
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    0
+}
