@@ -32,7 +32,7 @@ failed=()
 if [ -n "${FUZZ_PARALLEL:-}" ]; then
   mkdir -p logs
   pids=()
-  targets=($(cargo fuzz list))
+  mapfile -t targets < <(cargo fuzz list)
   for target in "${targets[@]}"; do
     echo "scripts/fuzz.sh: $target for ${seconds}s (log: fuzz/logs/$target.log)"
     run "$target" >"logs/$target.log" 2>&1 &
