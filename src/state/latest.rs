@@ -45,6 +45,13 @@ impl Latest {
         });
     }
 
+    /// True when `change` is the value last published (or restored) for
+    /// its field; never for a snapshot, which is not held.
+    pub fn holds(&self, change: &Change) -> bool {
+        change.field != Field::Snapshot
+            && self.values[change.field as usize].as_ref() == Some(&change.payload)
+    }
+
     /// Takes back one retained value read from the broker at start.
     pub fn restore(&mut self, leaf: &str, payload: &[u8]) {
         if let Some(field) = Field::ALL.into_iter().find(|f| f.leaf() == leaf) {
