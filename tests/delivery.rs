@@ -308,3 +308,21 @@ async fn a_broker_restarted_without_persistence_gets_every_retained_value_again(
     assert_eq!(all["print2mqtt/ender/state"].text(), "printing");
     bridge.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_counter_held_back_goes_out_at_shutdown() {
+    let broker = Mosquitto::start();
+    let bridge = app::start(config(&broker.url(), API_SECRET)).await.unwrap();
+    bridge.health().wait_connected().await;
+    let addr = bridge.http_addr();
+    // The first goes out with its webhook; the next two wait for the second
+    // to pass, which shutdown does not.
+    for p in 1..=3 {
+        let answer = post_json(addr, "/webhook", progress("counted", p)).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    bridge.shutdown().await;
+    let all = retained(broker.port, "print2mqtt/bridge/+").await;
+    assert_eq!(all["print2mqtt/bridge/webhooks"].text(), "3");
+    assert_eq!(all["print2mqtt/bridge/state"].text(), "offline");
+}

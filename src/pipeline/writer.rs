@@ -93,6 +93,11 @@ impl Writer {
             tokio::select! {
                 n = rx.recv_many(&mut jobs, BATCH) => {
                     if n == 0 {
+                        // The last webhooks' counters, so a restart
+                        // counts on from them.
+                        if self.counters.due(self.webhooks()).is_some() {
+                            self.publish_counters().await;
+                        }
                         return;
                     }
                     self.linger(&mut rx, &mut jobs).await;
