@@ -3,7 +3,9 @@
 //! printers. Measures saturation throughput, latency at a fixed rate, CPU
 //! per webhook, RSS, messages delivered vs expected (computed independently
 //! through the library's own pure functions), and the broker-bound ceiling:
-//! the same messages sent by a bare rumqttc publisher in the same run.
+//! the same messages sent by a bare rumqttc publisher in the same run. With
+//! `--bare <binary>` (`cargo build --release --example bare_bridge`) it also
+//! drives the bare hyper + rumqttc program through the same phases.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -28,6 +30,7 @@ const SECRET: &str = "bench-secret";
 
 struct Args {
     bridge: PathBuf,
+    bare: Option<PathBuf>,
     printers: usize,
     seconds: u64,
     rate: u64,
@@ -38,6 +41,7 @@ struct Args {
 fn args() -> Args {
     let mut a = Args {
         bridge: PathBuf::from("target/release/print2mqtt"),
+        bare: None,
         printers: 1000,
         seconds: 10,
         rate: 1000,
@@ -51,6 +55,9 @@ fn args() -> Args {
             // Absolute: the bridge runs with its data dir as working directory.
             "--bridge" => {
                 a.bridge = std::fs::canonicalize(value()).expect("--bridge: built binary")
+            }
+            "--bare" => {
+                a.bare = Some(std::fs::canonicalize(value()).expect("--bare: built binary"))
             }
             "--printers" => a.printers = value().parse().expect("--printers N"),
             "--seconds" => a.seconds = value().parse().expect("--seconds N"),
@@ -79,7 +86,9 @@ fn body(k: usize, printers: usize) -> String {
         r#"{{"PrinterId":"BENCH{printer:05}","SecretKey":"{SECRET}","PrintId":"P{printer}-{print}","EventType":{code},"PrinterName":"Bench printer {printer}","SnapshotUrl":"https://snapshots.example/{printer}.jpg","QuickViewUrl":"https://octoeverywhere.com/quickview?id={printer}","FileName":"part_{printer}.gcode","DurationSec":{duration},"Progress":{progress},"TimeRemainingSec":{remaining},"ZOffsetMM":0.2,"CurrentLayer":{step},"TotalLayers":200}}"#,
         print = step / PRINT.len(),
         duration = step * 60,
-        remaining = 3600usize.saturating_sub(step * 60),
+        // Never 0 within a run: the ETA then moves with every step, so the
+        // messages expected do not depend on when a webhook was received.
+        remaining = 360_000usize.saturating_sub(step * 60),
     )
 }
 
@@ -253,6 +262,9 @@ fn usage_split(pid: u32) -> (f64, f64, u64, u64) {
 
 // ---------------------------------------------------------------- clients
 
+/// `bridge/webhooks` and `bridge/last_webhook` messages seen.
+static BRIDGE_COUNTERS: AtomicU64 = AtomicU64::new(0);
+
 /// Counts messages on `filter` (QoS 1) as they arrive.
 async fn counter(port: u16, filter: &str) -> Arc<AtomicU64> {
     let count = Arc::new(AtomicU64::new(0));
@@ -273,7 +285,15 @@ async fn counter(port: u16, filter: &str) -> Arc<AtomicU64> {
                     let _ = ready_tx.send(()).await;
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if !p.topic.starts_with("print2mqtt/bridge/state") {
+                    // The bridge's counters go out at most once a second:
+                    // how many depends on timing, so they count apart.
+                    if p.topic.starts_with("print2mqtt/bridge/webhooks")
+                        || p.topic.starts_with("print2mqtt/bridge/last_webhook")
+                    {
+                        BRIDGE_COUNTERS.fetch_add(1, Ordering::Relaxed);
+                    } else if !p.topic.starts_with("print2mqtt/bridge/state")
+                        && !p.topic.starts_with("bare/")
+                    {
                         seen.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -439,6 +459,51 @@ fn row(name: &str, value: String) {
     println!("| {name} | {value} |");
 }
 
+/// What one phase cost a process: webhooks sent, wall time, CPU ms per
+/// webhook (user, system), MQTT messages per webhook.
+struct Phase {
+    webhooks: usize,
+    wall: Duration,
+    user_ms: f64,
+    sys_ms: f64,
+    messages: f64,
+}
+
+impl Phase {
+    fn cpu_ms(&self) -> f64 {
+        self.user_ms + self.sys_ms
+    }
+
+    fn cpu(&self) -> String {
+        format!(
+            "{:.3} ms ({:.3} user + {:.3} system)",
+            self.cpu_ms(),
+            self.user_ms,
+            self.sys_ms
+        )
+    }
+}
+
+/// CPU of `pid` over `run`, per webhook it reports.
+async fn measured<F: std::future::Future<Output = (usize, Duration)>>(pid: u32, run: F) -> Phase {
+    let (u0, s0, _, _) = usage_split(pid);
+    let (webhooks, wall) = run.await;
+    let (u1, s1, _, _) = usage_split(pid);
+    let per = |t: f64| t * 1000.0 / webhooks.max(1) as f64;
+    Phase {
+        webhooks,
+        wall,
+        user_ms: per(u1 - u0),
+        sys_ms: per(s1 - s0),
+        messages: 0.0,
+    }
+}
+
+/// The phases every program runs: 100 webhooks/s, `--rate`, saturation.
+fn rates(a: &Args) -> [u64; 2] {
+    [100, a.rate]
+}
+
 async fn main_run(a: &Args) {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, port) = mosquitto(dir.path());
@@ -448,6 +513,7 @@ async fn main_run(a: &Args) {
     let mut mirror = Mirror::new();
     tokio::time::sleep(Duration::from_millis(500)).await; // settle before the idle reading
     let (_, idle_rss, _) = usage(pid);
+    let sent_messages = || all.load(Ordering::Relaxed) + BRIDGE_COUNTERS.load(Ordering::Relaxed);
 
     // Warm-up: one webhook per printer (discovery for each).
     let mut expected: u64 = 0;
@@ -461,41 +527,56 @@ async fn main_run(a: &Args) {
     }
     wait_count(&all, base + expected, Duration::from_secs(120)).await;
 
-    // Fixed rate, first: a moderate load on a settled bridge.
-    let from = a.printers;
-    let (user2, sys2, _, _) = usage_split(pid);
-    let (n, hist) = fixed_rate(http, a.printers, from, a.rate, a.seconds).await;
-    for k in from..from + n {
-        expected += mirror.messages(k, a.printers).len() as u64;
+    // Fixed rates first: moderate loads on a settled bridge. Each phase
+    // ends once its messages are delivered and its counters are out.
+    let mut from = a.printers;
+    let mut fixed = Vec::new();
+    for rate in rates(a) {
+        let m0 = sent_messages();
+        let mut hist = None;
+        let mut phase = measured(pid, async {
+            let (n, h) = fixed_rate(http, a.printers, from, rate, a.seconds).await;
+            for k in from..from + n {
+                expected += mirror.messages(k, a.printers).len() as u64;
+            }
+            wait_count(&all, base + expected, Duration::from_secs(120)).await;
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            hist = Some(h);
+            (n, Duration::from_secs(a.seconds))
+        })
+        .await;
+        phase.messages = (sent_messages() - m0) as f64 / phase.webhooks as f64;
+        from += phase.webhooks;
+        fixed.push((rate, phase, hist.unwrap()));
     }
-    wait_count(&all, base + expected, Duration::from_secs(120)).await;
-    let (user3, sys3, _, _) = usage_split(pid);
-    let user_ms_rate = (user3 - user2) * 1000.0 / n as f64;
-    let sys_ms_rate = (sys3 - sys2) * 1000.0 / n as f64;
-    let cpu_ms_rate = user_ms_rate + sys_ms_rate;
 
     // Saturation: as many webhooks as 64 connections get answered.
-    let (cpu0, _, _) = usage(pid);
-    let from = from + n;
-    let (sent, wall) = saturate(http, a.printers, from, a.seconds, a.connections).await;
-    let mut phase: Vec<Message> = Vec::new();
-    for k in from..from + sent {
-        phase.extend(mirror.messages(k, a.printers));
-    }
-    expected += phase.len() as u64;
-    let drain = wait_count(&all, base + expected, Duration::from_secs(300)).await;
-    let (cpu1, _, peak) = usage(pid);
+    let m0 = sent_messages();
+    let mut phase_messages: Vec<Message> = Vec::new();
+    let mut drain = Duration::ZERO;
+    let mut sat = measured(pid, async {
+        let (sent, wall) = saturate(http, a.printers, from, a.seconds, a.connections).await;
+        for k in from..from + sent {
+            phase_messages.extend(mirror.messages(k, a.printers));
+        }
+        expected += phase_messages.len() as u64;
+        drain = wait_count(&all, base + expected, Duration::from_secs(300)).await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        (sent, wall)
+    })
+    .await;
+    sat.messages = (sent_messages() - m0) as f64 / sat.webhooks as f64;
+    let (_, _, peak) = usage(pid);
     // End to end: accepted and delivered. The outbox answers faster than the
     // broker takes messages, so answers alone would flatter the bridge.
-    let accepted = sent as f64 / wall.as_secs_f64();
-    let throughput = sent as f64 / (wall + drain).as_secs_f64();
-    let cpu_ms = (cpu1 - cpu0) * 1000.0 / sent as f64;
+    let accepted = sat.webhooks as f64 / sat.wall.as_secs_f64();
+    let throughput = sat.webhooks as f64 / (sat.wall + drain).as_secs_f64();
     let delivered = all.load(Ordering::Relaxed) - base;
 
     // The broker-bound ceiling: the saturation phase's exact messages.
-    let per_webhook = phase.len() as f64 / sent as f64;
-    let msgs = phase.len();
-    let bare = bare_publisher(port, phase).await;
+    let per_webhook = phase_messages.len() as f64 / sat.webhooks as f64;
+    let msgs = phase_messages.len();
+    let bare = bare_publisher(port, phase_messages).await;
     let ceiling = msgs as f64 / bare.as_secs_f64() / per_webhook;
 
     println!(
@@ -516,36 +597,43 @@ async fn main_run(a: &Args) {
     );
     row(
         "broker-bound ceiling (bare rumqttc, same messages)",
-        format!("{ceiling:.0} webhooks/s ({per_webhook:.1} messages each)"),
+        format!("{ceiling:.0} webhooks/s"),
     );
     row(
         "bridge / ceiling",
         format!("{:.0} %", throughput / ceiling * 100.0),
     );
+    for (rate, phase, hist) in &fixed {
+        row(
+            &format!("latency at {rate} webhooks/s, p50 / p99 / max"),
+            format!(
+                "{:.2} / {:.2} / {:.2} ms",
+                hist.value_at_quantile(0.5) as f64 / 1000.0,
+                hist.value_at_quantile(0.99) as f64 / 1000.0,
+                hist.max() as f64 / 1000.0
+            ),
+        );
+        row(&format!("CPU per webhook, {rate} webhooks/s"), phase.cpu());
+        row(
+            &format!("MQTT messages per webhook, {rate} webhooks/s"),
+            format!("{:.2}", phase.messages),
+        );
+    }
+    row("CPU per accepted webhook, saturation", sat.cpu());
     row(
-        &format!("latency at {} webhooks/s, p50 / p99 / max", a.rate),
-        format!(
-            "{:.2} / {:.2} / {:.2} ms",
-            hist.value_at_quantile(0.5) as f64 / 1000.0,
-            hist.value_at_quantile(0.99) as f64 / 1000.0,
-            hist.max() as f64 / 1000.0
-        ),
-    );
-    row("CPU per webhook, saturation", format!("{cpu_ms:.3} ms"));
-    row(
-        &format!("CPU per webhook, {} webhooks/s", a.rate),
-        format!("{cpu_ms_rate:.3} ms ({user_ms_rate:.3} user + {sys_ms_rate:.3} system)"),
+        "MQTT messages per webhook, saturation",
+        format!("{:.2}", sat.messages),
     );
     row(
         "RSS idle / peak",
         format!(
-            "{:.1} MB / {:.1} MB",
+            "{:.1} MiB / {:.1} MiB",
             idle_rss as f64 / 1024.0,
             peak as f64 / 1024.0
         ),
     );
     row(
-        "MQTT messages delivered / expected",
+        "MQTT messages delivered / expected (without the bridge's counters)",
         format!(
             "{delivered} / {} ({} lost)",
             expected,
@@ -553,6 +641,73 @@ async fn main_run(a: &Args) {
         ),
     );
     assert_eq!(delivered, expected, "messages lost");
+    drop(bridge_proc);
+
+    if let Some(bin) = &a.bare {
+        let (bare_fixed, bare_sat, bare_peak) = bare_run(a, bin, port, dir.path()).await;
+        println!("\n| same run | print2mqtt | bare hyper + rumqttc (4 publishes) | ratio |");
+        println!("|---|---|---|---|");
+        for ((rate, ours, _), theirs) in fixed.iter().zip(&bare_fixed) {
+            println!(
+                "| CPU per webhook, {rate} webhooks/s | {:.3} ms | {:.3} ms | {:.2}x |",
+                ours.cpu_ms(),
+                theirs.cpu_ms(),
+                ours.cpu_ms() / theirs.cpu_ms()
+            );
+        }
+        println!(
+            "| CPU per accepted webhook, saturation | {:.3} ms | {:.3} ms | {:.2}x |",
+            sat.cpu_ms(),
+            bare_sat.cpu_ms(),
+            sat.cpu_ms() / bare_sat.cpu_ms()
+        );
+        let bare_accepted = bare_sat.webhooks as f64 / bare_sat.wall.as_secs_f64();
+        println!(
+            "| webhooks/s accepted at saturation | {accepted:.0} | {bare_accepted:.0} | {:.2}x |",
+            accepted / bare_accepted
+        );
+        println!(
+            "| peak RSS | {:.1} MiB | {:.1} MiB | |",
+            peak as f64 / 1024.0,
+            bare_peak as f64 / 1024.0
+        );
+    }
+}
+
+/// The bare program through the same phases: fixed rates, then saturation;
+/// returns their figures and its peak RSS (KiB).
+async fn bare_run(a: &Args, bin: &Path, broker: u16, dir: &Path) -> (Vec<Phase>, Phase, u64) {
+    let http = free_port();
+    let child = Command::new(bin)
+        .args([http.to_string(), broker.to_string()])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bare binary (cargo build --release --example bare_bridge)");
+    let bare = Killed(child);
+    wait_listening(http);
+    let pid = bare.0.id();
+    let mut fixed = Vec::new();
+    let mut from = 0;
+    for rate in rates(a) {
+        let phase = measured(pid, async {
+            let (n, _) = fixed_rate(http, a.printers, from, rate, a.seconds).await;
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            (n, Duration::from_secs(a.seconds))
+        })
+        .await;
+        from += phase.webhooks;
+        fixed.push(phase);
+    }
+    let sat = measured(pid, async {
+        let run = saturate(http, a.printers, from, a.seconds, a.connections).await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        run
+    })
+    .await;
+    let (_, _, peak) = usage(pid);
+    (fixed, sat, peak)
 }
 
 async fn scale_run(a: &Args) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks. Per-operation costs (criterion), then the load run: a real
 # Mosquitto, the release bridge with its durable outbox, a webhook mix for
-# N printers, and the broker-bound ceiling measured in the same run; then
+# N printers, the broker-bound ceiling and the bare hyper + rumqttc program
+# measured in the same run; then
 # the scale run (10,000 printers: discovery time, RSS, restart restore).
 #
 #   scripts/bench.sh                 # everything, defaults below
@@ -24,6 +25,7 @@ fi
 
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -srm)"
 cargo build --release --quiet
+cargo build --release --quiet --example bare_bridge
 
 if [ -z "${SKIP_MICRO:-}" ]; then
   echo "== per-operation costs (criterion)"
@@ -32,7 +34,7 @@ fi
 
 echo "== load run"
 cargo bench --quiet --bench load -- --bridge target/release/print2mqtt \
-  --printers "$PRINTERS" --seconds "$SECONDS_PER_PHASE" --rate "$RATE" --connections "$CONNECTIONS"
+  --bare target/release/examples/bare_bridge --printers "$PRINTERS" --seconds "$SECONDS_PER_PHASE" --rate "$RATE" --connections "$CONNECTIONS"
 
 if [ "$SCALE" -gt 0 ]; then
   echo "== scale run"

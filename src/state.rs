@@ -97,10 +97,13 @@ pub struct PrinterState {
 
 impl PrinterState {
     /// Applies `event` and returns the retained values it changes, in
-    /// publishing order. Events that do not carry values (test, unknown)
-    /// change nothing but the printer's identity.
+    /// publishing order: a value the broker already holds (the last one
+    /// published or restored) is left out; a snapshot always goes. Events
+    /// that do not carry values (test, unknown) change nothing but the
+    /// printer's identity.
     pub fn apply(&mut self, event: &Event) -> Vec<Change> {
-        let changes = self.changes(event);
+        let mut changes = self.changes(event);
+        changes.retain(|c| !self.latest.holds(c));
         self.latest.record(&changes, event);
         changes
     }
@@ -283,6 +286,41 @@ mod tests {
                 ("file", "benchy.gcode".into()),
                 ("z", "0.3".into()),
             ]
+        );
+    }
+
+    #[test]
+    fn only_changed_values_are_published() {
+        let mut s = PrinterState::default();
+        let mut e = event(EventKind::Progress);
+        e.progress = Some(50);
+        e.set_time_remaining(Some(600));
+        e.file = Some("benchy.gcode".into());
+        e.z = Some(0.3);
+        s.apply(&e);
+        e.progress = Some(51);
+        e.set_time_remaining(Some(540));
+        e.eta = None;
+        assert_eq!(
+            text(&s.apply(&e)),
+            vec![("progress", "51".into()), ("time_remaining", "540".into())]
+        );
+        assert!(s.apply(&e).is_empty(), "nothing changed");
+        let mut r = PrinterState::default();
+        r.restore("file", b"benchy.gcode");
+        r.restore("z", b"");
+        let mut e = event(EventKind::Progress);
+        e.file = Some("benchy.gcode".into());
+        e.z = Some(0.0);
+        e.snapshot = Some(Bytes::from_static(b"\xff\xd8"));
+        assert_eq!(
+            text(&r.apply(&e)),
+            vec![
+                ("state", "printing".into()),
+                ("z", "0".into()),
+                ("snapshot", "\u{fffd}\u{fffd}".into()),
+            ],
+            "restored values count as published; a snapshot always goes"
         );
     }
 

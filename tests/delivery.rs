@@ -267,3 +267,62 @@ async fn a_full_disk_gets_503_and_the_bridge_recovers_once_space_is_back() {
     wait_retained(broker.port, "print2mqtt/p/progress", "77").await;
     bridge.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restarted_without_persistence_gets_every_retained_value_again() {
+    let mut broker = Mosquitto::start(); // persistence off
+    let bridge = app::start(config(&broker.url(), API_SECRET)).await.unwrap();
+    bridge.health().wait_connected().await;
+    let addr = bridge.http_addr();
+    let hook = |progress: u32| {
+        format!(
+            r#"{{"PrinterId":"ender","SecretKey":"{API_SECRET}","EventType":6,"Progress":{progress},"FileName":"cube.gcode"}}"#
+        )
+    };
+    assert_eq!(post_json(addr, "/webhook", hook(40)).await.status, 200);
+    wait_retained(broker.port, "print2mqtt/ender/file", "cube.gcode").await;
+
+    broker.restart(); // sessions and retained messages are gone
+    // This webhook changes only the progress: it does not carry the rest.
+    assert_eq!(post_json(addr, "/webhook", hook(41)).await.status, 200);
+    wait_retained(broker.port, "print2mqtt/ender/progress", "41").await;
+    wait_retained(broker.port, "print2mqtt/ender/file", "cube.gcode").await;
+    wait_retained(broker.port, "print2mqtt/bridge/webhooks", "2").await;
+    let all = retained(broker.port, "#").await;
+    let topics: Vec<&str> = all.keys().map(String::as_str).collect();
+    assert_eq!(
+        topics,
+        [
+            "homeassistant/device/print2mqtt_bridge/config",
+            "homeassistant/device/print2mqtt_ender/config",
+            "print2mqtt/bridge/last_webhook",
+            "print2mqtt/bridge/state",
+            "print2mqtt/bridge/version",
+            "print2mqtt/bridge/webhooks",
+            "print2mqtt/ender/file",
+            "print2mqtt/ender/last_event",
+            "print2mqtt/ender/progress",
+            "print2mqtt/ender/state",
+        ]
+    );
+    assert_eq!(all["print2mqtt/ender/state"].text(), "printing");
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_counter_held_back_goes_out_at_shutdown() {
+    let broker = Mosquitto::start();
+    let bridge = app::start(config(&broker.url(), API_SECRET)).await.unwrap();
+    bridge.health().wait_connected().await;
+    let addr = bridge.http_addr();
+    // The first goes out with its webhook; the next two wait for the second
+    // to pass, which shutdown does not.
+    for p in 1..=3 {
+        let answer = post_json(addr, "/webhook", progress("counted", p)).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    bridge.shutdown().await;
+    let all = retained(broker.port, "print2mqtt/bridge/+").await;
+    assert_eq!(all["print2mqtt/bridge/webhooks"].text(), "3");
+    assert_eq!(all["print2mqtt/bridge/state"].text(), "offline");
+}

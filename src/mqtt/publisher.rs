@@ -25,6 +25,17 @@ mod task;
 /// Time to publish `offline` and disconnect once the grace period is over.
 const GOODBYE: Duration = Duration::from_secs(2);
 
+/// Why the bridge should publish its retained state again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Republish {
+    /// Home Assistant came online: every discovery config.
+    Birth,
+    /// A reconnect found no session of ours on the broker: it restarted
+    /// without persistence and lost its retained messages, so every config
+    /// and every retained value.
+    Lost,
+}
+
 /// Counters and gauges other parts of the bridge read.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -111,8 +122,9 @@ pub struct Setup {
 
 impl Publisher {
     /// Starts the publisher task; it connects in the background. Each
-    /// `online` on the status topic sends `()` on the returned channel.
-    pub fn start(setup: Setup) -> (Publisher, Running, mpsc::UnboundedReceiver<()>) {
+    /// `online` on the status topic, and each reconnect to a broker that
+    /// lost our session, sends a [`Republish`] on the returned channel.
+    pub fn start(setup: Setup) -> (Publisher, Running, mpsc::UnboundedReceiver<Republish>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (connected_tx, connected) = watch::channel(false);
         let (delivered_tx, delivered) = watch::channel(0);

@@ -37,6 +37,8 @@ pub struct Printers {
     pub(super) published: HashMap<String, u64>,
     /// Webhooks accepted (`<base>/bridge/webhooks`), restored at start.
     pub(super) webhooks: u64,
+    /// When the last webhook was accepted (`<base>/bridge/last_webhook`).
+    pub(super) last_webhook: Option<time::OffsetDateTime>,
     /// Restored printers whose configs the start-up check still compares
     /// with the broker's: their webhooks publish no configs until it is done.
     pub(super) unchecked: HashSet<String>,
@@ -71,6 +73,7 @@ impl Printers {
             app_tokens: HashSet::new(),
             published: HashMap::new(),
             webhooks: 0,
+            last_webhook: None,
             unchecked: HashSet::new(),
             url_at: HashMap::new(),
             max_printers: Storage::default().max_printers as usize,
@@ -169,7 +172,8 @@ impl Printers {
                 self.published.get(slug).cloned(),
             )
         });
-        undo.webhooks.get_or_insert(self.webhooks);
+        undo.webhooks
+            .get_or_insert((self.webhooks, self.last_webhook));
     }
 
     /// Puts back what a failed batch changed.
@@ -184,14 +188,15 @@ impl Printers {
                 None => self.published.remove(&slug),
             };
         }
-        if let Some(w) = undo.webhooks {
-            self.webhooks = w;
+        if let Some((count, last)) = undo.webhooks {
+            self.webhooks = count;
+            self.last_webhook = last;
         }
     }
 
     /// Applies one event and returns its messages: the printer's discovery
-    /// configs when new or changed, its values, its event, then the
-    /// bridge's webhook counter.
+    /// configs when new or changed, its changed values and its event. The
+    /// bridge's counters it updates go out with [`Printers::counters`].
     pub fn accept(&mut self, topics: &Topics, event: &Event) -> (String, Vec<Message>) {
         let slug = self.slugs.resolve(&event.printer_id);
         let changes = self.states.entry(slug.clone()).or_default().apply(event);
@@ -201,15 +206,25 @@ impl Printers {
         let mut messages = self.discover(&slug, false);
         messages.extend(render(topics, &slug, &changes, event));
         self.webhooks += 1;
-        messages.push(Message::retained(
-            topics.bridge(BRIDGE_WEBHOOKS),
-            self.webhooks.to_string(),
-        ));
-        messages.push(Message::retained(
-            topics.bridge(BRIDGE_LAST_WEBHOOK),
-            format_time(event.received_at),
-        ));
+        self.last_webhook = Some(event.received_at);
         (slug, messages)
+    }
+
+    /// Webhooks accepted so far (`<base>/bridge/webhooks`).
+    pub fn webhooks(&self) -> u64 {
+        self.webhooks
+    }
+
+    /// The bridge's counters: `bridge/webhooks` and `bridge/last_webhook`
+    /// (none before the first webhook since the start).
+    pub fn counters(&self, topics: &Topics) -> Vec<Message> {
+        let Some(last) = self.last_webhook else {
+            return Vec::new();
+        };
+        vec![
+            Message::retained(topics.bridge(BRIDGE_WEBHOOKS), self.webhooks.to_string()),
+            Message::retained(topics.bridge(BRIDGE_LAST_WEBHOOK), format_time(last)),
+        ]
     }
 
     /// Adds the printer with this id if it is not in the table yet (a
@@ -295,22 +310,28 @@ impl Printers {
             return (Vec::new(), None);
         }
         let mut out = Vec::new();
+        if from.is_none() {
+            out.extend(homeassistant::bridge_configs(&self.ha));
+        }
+        let (this, next) = self.slugs_from(from, n);
+        for slug in this {
+            out.extend(self.discover(&slug, true));
+        }
+        (out, next)
+    }
+
+    /// `n` slugs in order from `from` on (`None`: from the first), and the
+    /// slug after them, if any.
+    pub(super) fn slugs_from(&self, from: Option<&str>, n: usize) -> (Vec<String>, Option<String>) {
         let range = match from {
-            None => {
-                out.extend(homeassistant::bridge_configs(&self.ha));
-                self.states.range::<String, _>(..)
-            }
+            None => self.states.range::<String, _>(..),
             Some(from) => self
                 .states
                 .range::<str, _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded)),
         };
         let mut slugs = range.map(|(slug, _)| slug.clone());
         let this: Vec<String> = slugs.by_ref().take(n).collect();
-        let next = slugs.next();
-        for slug in this {
-            out.extend(self.discover(&slug, true));
-        }
-        (out, next)
+        (this, slugs.next())
     }
 
     /// Printers whose snapshot URL is older than [`SNAPSHOT_URL_LIFETIME`]
@@ -422,7 +443,7 @@ impl Printers {
     }
 
     /// The printer's configs if they are new or changed (or `always`).
-    fn discover(&mut self, slug: &str, always: bool) -> Vec<Message> {
+    pub(super) fn discover(&mut self, slug: &str, always: bool) -> Vec<Message> {
         if !self.ha.enabled {
             return Vec::new();
         }
@@ -453,7 +474,7 @@ pub fn retained_of(record: &Record) -> impl Iterator<Item = (&str, &Bytes)> {
 #[derive(Debug, Default)]
 pub(super) struct Undo {
     states: HashMap<String, (Option<PrinterState>, Option<u64>)>,
-    webhooks: Option<u64>,
+    webhooks: Option<(u64, Option<time::OffsetDateTime>)>,
 }
 
 impl Undo {

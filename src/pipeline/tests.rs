@@ -71,15 +71,23 @@ fn configs_go_first_and_only_when_the_printer_changes() {
         first[n].topic, "print2mqtt/e3/state",
         "values after the configs"
     );
-    let tail: Vec<(&str, &[u8])> = first[first.len() - 2..]
-        .iter()
-        .map(|m| (m.topic.as_str(), &m.payload[..]))
+    assert_eq!(first.last().unwrap().topic, "print2mqtt/e3/event");
+    let counters: Vec<(String, Bytes)> = p
+        .counters(&topics())
+        .into_iter()
+        .map(|m| (m.topic, m.payload))
         .collect();
     assert_eq!(
-        tail,
+        counters,
         [
-            ("print2mqtt/bridge/webhooks", &b"1"[..]),
-            ("print2mqtt/bridge/last_webhook", b"2026-11-23T10:00:00Z"),
+            (
+                "print2mqtt/bridge/webhooks".into(),
+                Bytes::from_static(b"1")
+            ),
+            (
+                "print2mqtt/bridge/last_webhook".into(),
+                Bytes::from_static(b"2026-11-23T10:00:00Z")
+            ),
         ]
     );
 
@@ -129,6 +137,42 @@ fn birth_republishes_every_config_of_every_printer_and_the_bridge() {
     assert!(all[0].topic.contains("/print2mqtt_bridge/"));
     let (_, m) = p.accept(&topics(), &event("a", Some("A")));
     assert!(configs(&m).is_empty());
+}
+
+#[test]
+fn a_lost_broker_gets_every_config_and_value_again_in_slices() {
+    let mut p = Printers::from_config(&config());
+    p.accept(&topics(), &event("a", Some("A")));
+    p.accept(&topics(), &event("b", Some("B")));
+    let (first, next) = p.republish_slice(None, 1);
+    let summary: Vec<(&str, &[u8])> = first
+        .iter()
+        .map(|m| (m.topic.as_str(), &m.payload[..]))
+        .filter(|(t, _)| !t.starts_with("homeassistant/"))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "print2mqtt/bridge/version",
+                env!("CARGO_PKG_VERSION").as_bytes()
+            ),
+            ("print2mqtt/bridge/webhooks", b"2"),
+            ("print2mqtt/bridge/last_webhook", b"2026-11-23T10:00:00Z"),
+            ("print2mqtt/a/state", b"printing"),
+            ("print2mqtt/a/progress", b"5"),
+            (
+                "print2mqtt/a/snapshot_url",
+                b"https://octoeverywhere.com/s/a.jpg"
+            ),
+        ]
+    );
+    assert_eq!(configs(&first).len(), 2, "the bridge's and a's");
+    assert_eq!(next.as_deref(), Some("b"));
+    let (rest, next) = p.republish_slice(next.as_deref(), 1);
+    assert_eq!(configs(&rest), ["homeassistant/device/print2mqtt_b/config"]);
+    assert_eq!(rest.len(), 1 + 3);
+    assert_eq!(next, None);
 }
 
 #[test]
@@ -289,9 +333,11 @@ fn the_webhook_counter_continues_after_a_restart() {
             Bytes::from_static(b"41"),
         )]),
     );
-    let (_, m) = p.accept(&topics(), &event("a", None));
-    let counter = m.iter().find(|m| m.topic.ends_with("/webhooks")).unwrap();
-    assert_eq!(&counter.payload[..], b"42");
+    assert!(p.counters(&topics()).is_empty(), "nothing new to publish");
+    p.accept(&topics(), &event("a", None));
+    let m = p.counters(&topics());
+    assert_eq!(m[0].topic, "print2mqtt/bridge/webhooks");
+    assert_eq!(&m[0].payload[..], b"42");
 }
 
 #[test]

@@ -13,16 +13,17 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tracing::{error, warn};
 
+use super::counters::Counters;
 use super::table::{Printers, Removal, Undo};
 use super::{
-    Answer, BATCH, BIRTH_PACE, BIRTH_SLICE, Job, REMOVAL_GRACE, Receipt, Rejected,
+    Answer, BATCH, BIRTH_PACE, BIRTH_SLICE, BUSY, Job, LINGER, REMOVAL_GRACE, Receipt, Rejected,
     SNAPSHOT_URL_SWEEP, TableChange, birth_delay,
 };
 use crate::event::Event;
 use crate::event::now_ms;
 use crate::mqtt::delivery::packet_size;
 use crate::mqtt::messages::Message;
-use crate::mqtt::publisher::Publisher;
+use crate::mqtt::publisher::{Publisher, Republish};
 use crate::mqtt::topics::Topics;
 use crate::outbox::{Outbox, Record, message_bytes};
 use crate::snapshots::Snapshots;
@@ -42,6 +43,9 @@ pub(super) struct Writer {
     /// For the delayed second half of a removal; weak, so it does not keep
     /// the writer alive.
     pub(super) jobs: mpsc::WeakSender<Job>,
+    pub(super) counters: Counters,
+    /// When the last commit ended (for the linger while busy).
+    pub(super) committed: Option<Instant>,
 }
 
 /// An answer to send once the batch's commit is known.
@@ -62,13 +66,15 @@ struct Batch {
     retry: Vec<Answer<usize>>,
     /// Snapshots to keep once the batch is stored, in order.
     snapshots: Vec<(String, Bytes)>,
+    /// The webhook count the batch's counters carry, if it has them.
+    counters: Option<u64>,
 }
 
 impl Writer {
     pub(super) async fn run(
         mut self,
         mut rx: mpsc::Receiver<Job>,
-        mut births: mpsc::UnboundedReceiver<()>,
+        mut births: mpsc::UnboundedReceiver<Republish>,
         startup: Vec<Message>,
     ) {
         if !startup.is_empty() {
@@ -76,38 +82,87 @@ impl Writer {
         }
         let mut jobs = Vec::with_capacity(BATCH);
         let mut births_open = true;
-        // The next slice of a republish after a birth: when, and from which
-        // printer (`None`: from the start).
-        let mut birth: Option<(Instant, Option<String>)> = None;
+        // The next slice of a republish: when, from which printer (`None`:
+        // from the start), and whether values go too (the broker lost them).
+        let mut birth: Option<(Instant, Option<String>, bool)> = None;
         let mut sweep = tokio::time::interval(SNAPSHOT_URL_SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let due = birth.as_ref().map_or_else(Instant::now, |(at, _)| *at);
+            let due = birth.as_ref().map_or_else(Instant::now, |(at, _, _)| *at);
+            let counters = self.counters.due(self.webhooks());
             tokio::select! {
                 n = rx.recv_many(&mut jobs, BATCH) => {
                     if n == 0 {
+                        // The last webhooks' counters, so a restart
+                        // counts on from them.
+                        if self.counters.due(self.webhooks()).is_some() {
+                            self.publish_counters().await;
+                        }
                         return;
                     }
+                    self.linger(&mut rx, &mut jobs).await;
                     let batch = self.apply(jobs.drain(..));
                     self.finish(batch).await;
                 }
+                () = tokio::time::sleep_until(counters.unwrap_or(due)), if counters.is_some() => {
+                    self.publish_counters().await;
+                }
                 born = births.recv(), if births_open => match born {
                     // A birth during a republish starts it over: Home
-                    // Assistant has restarted again.
-                    Some(()) => birth = Some((Instant::now() + birth_delay(), None)),
+                    // Assistant has restarted again (values still go if
+                    // they were going).
+                    Some(Republish::Birth) => {
+                        let values = birth.as_ref().is_some_and(|b| b.2);
+                        birth = Some((Instant::now() + birth_delay(), None, values));
+                    }
+                    Some(Republish::Lost) => birth = Some((Instant::now(), None, true)),
                     None => births_open = false,
                 },
                 _ = sweep.tick() => self.expire_snapshot_urls().await,
                 () = tokio::time::sleep_until(due), if birth.is_some() => {
-                    let from = birth.take().and_then(|(_, from)| from);
-                    let (configs, next) = self.table().birth_slice(from.as_deref(), BIRTH_SLICE);
-                    if !configs.is_empty() {
-                        let _ = self.commit(vec![(configs, false)]).await;
+                    let (from, values) = birth.take().map(|(_, f, v)| (f, v)).unwrap_or_default();
+                    let (messages, next) = if values {
+                        self.table().republish_slice(from.as_deref(), BIRTH_SLICE)
+                    } else {
+                        self.table().birth_slice(from.as_deref(), BIRTH_SLICE)
+                    };
+                    if !messages.is_empty() {
+                        let _ = self.commit(vec![(messages, false)]).await;
                     }
-                    birth = next.map(|n| (Instant::now() + BIRTH_PACE, Some(n)));
+                    birth = next.map(|n| (Instant::now() + BIRTH_PACE, Some(n), values));
                 }
             }
         }
+    }
+
+    /// While busy, gives the batch up to [`LINGER`] to fill, so webhooks
+    /// arriving close together share one commit.
+    async fn linger(&self, rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>) {
+        if self.committed.is_none_or(|at| at.elapsed() >= BUSY) {
+            return;
+        }
+        let until = Instant::now() + LINGER;
+        while jobs.len() < BATCH {
+            tokio::select! {
+                n = rx.recv_many(jobs, BATCH - jobs.len()) => if n == 0 { return },
+                () = tokio::time::sleep_until(until) => return,
+            }
+        }
+    }
+
+    fn webhooks(&self) -> u64 {
+        let table = self.printers.read().unwrap_or_else(|e| e.into_inner());
+        table.webhooks()
+    }
+
+    /// The bridge's counters on their own, once no batch took them along.
+    async fn publish_counters(&mut self) {
+        let (webhooks, messages) = {
+            let table = self.table();
+            (table.webhooks(), table.counters(&self.topics))
+        };
+        let stored = self.commit(vec![(messages, false)]).await.is_ok();
+        self.counters.tried(stored.then_some(webhooks));
     }
 
     fn table(&self) -> std::sync::RwLockWriteGuard<'_, Printers> {
@@ -176,6 +231,14 @@ impl Writer {
                 }
                 Job::RetryParked { done } => b.retry.push(done),
             }
+        }
+        if self
+            .counters
+            .due(table.webhooks())
+            .is_some_and(|at| at <= Instant::now())
+        {
+            b.counters = Some(table.webhooks());
+            b.messages.push((table.counters(&self.topics), false));
         }
         b
     }
@@ -255,6 +318,7 @@ impl Writer {
             undo,
             retry,
             snapshots,
+            counters,
         } = batch;
         let first = if messages.is_empty() {
             Ok(self.next_seq)
@@ -262,6 +326,9 @@ impl Writer {
             self.commit(messages).await
         };
         let stored = first.is_ok();
+        if let Some(webhooks) = counters {
+            self.counters.tried(stored.then_some(webhooks));
+        }
         let removed = replies.iter().filter_map(|r| match r {
             Reply::Removed(_, Some(slug)) => Some(slug.clone()),
             _ => None,
@@ -375,6 +442,7 @@ impl Writer {
         let outbox = self.outbox.clone();
         let stored =
             tokio::task::spawn_blocking(move || outbox.append(&records).map(|()| records)).await;
+        self.committed = Some(Instant::now());
         let why = match stored {
             Ok(Ok(records)) => {
                 self.publisher.send(records);

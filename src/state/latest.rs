@@ -9,6 +9,9 @@ use time::format_description::well_known::Rfc3339;
 use super::{Change, Field};
 use crate::event::Event;
 
+// `Latest::known` has a bit per field.
+const _: () = assert!(Field::ALL.len() <= 16);
+
 /// The last event a printer sent: its name and when it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastEvent {
@@ -31,6 +34,8 @@ pub struct Latest {
     /// Where each field's payload ends in `values` (it starts where the
     /// previous one ends); a field without a value is empty.
     ends: [u32; Field::ALL.len()],
+    /// Bit `i` set: field `i` was published or restored (perhaps empty).
+    known: u16,
     /// The printer's last event.
     pub last_event: Option<LastEvent>,
     /// Counts snapshot changes, so a page can tell a new image from the old.
@@ -50,6 +55,16 @@ impl Latest {
             event: event.event.name().to_owned(),
             received_at: event.received_at,
         });
+    }
+
+    /// True when `change` is the value last published (or restored) for
+    /// its field; never for a snapshot, which is not held.
+    pub fn holds(&self, change: &Change) -> bool {
+        let i = change.field as usize;
+        let (start, end) = self.span(i);
+        change.field != Field::Snapshot
+            && self.known & (1 << i) != 0
+            && self.values.get(start..end) == Some(&change.payload[..])
     }
 
     /// Takes back one retained value read from the broker at start.
@@ -87,6 +102,7 @@ impl Latest {
             return;
         }
         let i = field as usize;
+        self.known |= 1 << i;
         let (start, end) = self.span(i);
         // A payload past u32 is not a retained value anyone can use; it is
         // kept as no value rather than wrapping the offsets.

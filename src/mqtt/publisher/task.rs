@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::{GOODBYE, Setup, Stats};
+use super::{GOODBYE, Republish, Setup, Stats};
 use crate::mqtt::backoff::Backoff;
 use crate::mqtt::delivery::{Delivery, Done};
 use crate::mqtt::topics::Topics;
@@ -93,7 +93,7 @@ pub(super) struct Task {
     topics: Topics,
     outbox: Outbox,
     status_topic: Option<String>,
-    births: mpsc::UnboundedSender<()>,
+    births: mpsc::UnboundedSender<Republish>,
     delivery: Delivery,
     backoff: Backoff,
     failures: u32,
@@ -122,7 +122,7 @@ fn client(options: &MqttOptions) -> (AsyncClient, EventLoop) {
 impl Task {
     pub(super) fn new(
         setup: Setup,
-        births: mpsc::UnboundedSender<()>,
+        births: mpsc::UnboundedSender<Republish>,
         connected: watch::Sender<bool>,
         delivered: watch::Sender<u64>,
         stats: Arc<Stats>,
@@ -265,6 +265,14 @@ impl Task {
                 );
                 if self.ever_connected {
                     self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                    // Our session is persistent: a broker without it has
+                    // restarted without persistence, retained messages gone.
+                    if !ack.session_present {
+                        warn!(
+                            "MQTT broker lost our session (restarted without persistence?); publishing every retained value and config again"
+                        );
+                        let _ = self.births.send(Republish::Lost);
+                    }
                 }
                 self.ever_connected = true;
                 self.failures = 0;
@@ -446,7 +454,7 @@ impl Task {
             && p.payload.trim_ascii() == BIRTH_PAYLOAD
         {
             info!("Home Assistant is online; publishing discovery again");
-            let _ = self.births.send(());
+            let _ = self.births.send(Republish::Birth);
         }
     }
 
