@@ -191,12 +191,13 @@ impl NatsCluster {
         urls.join(",")
     }
 
-    /// `mqtt://…` of every node, comma-separated.
-    pub fn mqtt_urls(&self) -> String {
-        let urls: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|n| format!("mqtt://127.0.0.1:{}", n.mqtt))
+    /// `mqtt://…` of every node, comma-separated, starting with node
+    /// `first` (bridges spread over the nodes, so losing one node never
+    /// drops every bridge's connection at once).
+    pub fn mqtt_urls(&self, first: usize) -> String {
+        let n = self.nodes.len();
+        let urls: Vec<String> = (0..n)
+            .map(|i| format!("mqtt://127.0.0.1:{}", self.nodes[(first + i) % n].mqtt))
             .collect();
         urls.join(",")
     }
