@@ -9,6 +9,9 @@
 #   - curl and jq: examples/curl.sh is run against a real bridge.
 #   - chromium and chromium-driver: tests/browser.rs drives the status page
 #     in headless Chromium.
+#   - nats-server and haproxy: tests/scale_out.rs runs three NATS nodes and
+#     HAProxy on free loopback ports (docs/scale-out.md); services the
+#     packages start are stopped and disabled again.
 # Installing needs root: run it as root or as a user with sudo. Arguments go
 # to `cargo test` (e.g. `bash scripts/test.sh --test browser`).
 set -euo pipefail
@@ -25,6 +28,14 @@ command -v jq >/dev/null 2>&1 || missing+=(jq)
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   missing+=(chromium chromium-driver)
 fi
+
+new_services=()
+for pkg in nats-server haproxy; do
+  if ! command -v "$pkg" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$pkg" ]; then
+    missing+=("$pkg")
+    new_services+=("$pkg")
+  fi
+done
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
@@ -63,6 +74,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
       echo "scripts/test.sh: stopped and disabled the mosquitto service the package started: port 1883 is free"
     fi
   fi
+  for service in "${new_services[@]}"; do
+    # The tests start their own; a packaged service would hold 4222/80.
+    if [ -d /run/systemd/system ]; then
+      "${as_root[@]}" systemctl disable --now --quiet "$service.service" 2>/dev/null || true
+    else
+      "${as_root[@]}" service "$service" stop >/dev/null 2>&1 || true
+      "${as_root[@]}" update-rc.d "$service" disable >/dev/null 2>&1 || true
+    fi
+  done
 fi
 
 cargo test "$@"

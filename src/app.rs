@@ -16,7 +16,7 @@ use ulid::Ulid;
 use crate::config::Config;
 use crate::http::{self, Shared, Surface};
 use crate::monitor::Monitor;
-use crate::mqtt::publisher::{Health, Publisher, Setup};
+use crate::mqtt::publisher::{Broker, Brokers, Health, Publisher, Setup};
 use crate::mqtt::topics::Topics;
 use crate::mqtt::{self, BrokerUrl, Role, embedded, restore};
 use crate::octoeverywhere::{self, Registrations};
@@ -82,7 +82,7 @@ impl Bridge {
 pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     let started = Instant::now();
     let config = Arc::new(config);
-    let topics = Topics::new(&config.mqtt.base_topic);
+    let topics = mqtt::topics_of(&config);
     let storage = config.storage.clone();
     let (outbox, pending) =
         tokio::task::spawn_blocking(move || Outbox::open(&storage.data_dir, storage.limits()))
@@ -95,54 +95,73 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     }
     let next_seq = pending.last.map_or(0, |seq| seq + 1);
 
-    let configured = BrokerUrl::parse(&config.mqtt.url).map_err(anyhow::Error::msg)?;
+    let mut configured = config
+        .mqtt
+        .broker_urls()
+        .map_err(anyhow::Error::msg)?
+        .into_iter();
     // As a Home Assistant add-on, an empty mqtt.url means the Supervisor's broker.
-    let configured = match configured {
-        Some(url) => Some(url),
-        None => supervisor::broker(&config).await,
+    let configured = match configured.next() {
+        Some(first) => Some((first, configured.collect::<Vec<_>>())),
+        None => supervisor::broker(&config)
+            .await
+            .map(|url| (url, Vec::new())),
     };
     let embedded_broker = configured.is_none();
     let max_packet = mqtt::max_packet(&config, embedded_broker);
-    let url = match configured {
-        Some(url) => url,
+    let (url, more_urls) = match configured {
+        Some(urls) => urls,
         None => {
             embedded::start(config.broker.listen)?;
             let addr = embedded::connect_addr(config.broker.listen);
-            BrokerUrl {
+            let url = BrokerUrl {
                 tls: false,
                 host: addr.ip().to_string(),
                 port: addr.port(),
                 username: None,
                 password: None,
-            }
+            };
+            (url, Vec::new())
         }
     };
+    let urls: Vec<BrokerUrl> = std::iter::once(url).chain(more_urls).collect();
 
     let mut printers = Printers::from_config(&config);
-    let reader = || {
+    let reader_of = |url: &BrokerUrl| {
         let id = format!("{}-restore-{}", config.mqtt.client_id, Ulid::generate());
-        mqtt::options(&config, &url, &id, Role::Reader)
+        mqtt::options(&config, url, &id, Role::Reader)
     };
     let snapshots = Snapshots::new(&config.storage.data_dir);
     let state_filter = [topics.all_printers()];
-    let state = restore::for_each_retained(
-        reader()?,
-        &topics,
-        &state_filter,
-        RESTORE_TIMEOUT,
-        |topic, payload| {
-            keep_snapshot(&snapshots, &topics, &topic, &payload);
-            printers.restore_one(&topics, &topic, &payload);
-        },
-    );
-    let mut reachable = true;
-    match state.await {
-        Ok(()) => printers.restored(),
-        Err(e) => {
-            reachable = false;
-            warn!(error = %e, "Could not read retained state from the broker; starting without it")
+    // The first broker that answers; later reads use it too.
+    let mut reachable = None;
+    for url in &urls {
+        let state = restore::for_each_retained(
+            reader_of(url)?,
+            &topics,
+            &state_filter,
+            RESTORE_TIMEOUT,
+            |topic, payload| {
+                keep_snapshot(&snapshots, &topics, &topic, &payload);
+                printers.restore_one(&topics, &topic, &payload);
+            },
+        );
+        match state.await {
+            Ok(()) => {
+                reachable = Some(url);
+                break;
+            }
+            Err(e) => {
+                warn!(error = %e, broker = %url.shown(), "Could not read retained state from the broker")
+            }
         }
     }
+    match reachable {
+        Some(_) => printers.restored(),
+        None => warn!("No broker answered; starting without the retained state"),
+    }
+    // `urls` starts with `url`, so it is never empty.
+    let reader = || reader_of(reachable.unwrap_or(&urls[0]));
     // Undelivered records are what the broker will hold once delivered.
     {
         let outbox = outbox.clone();
@@ -176,7 +195,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     // its state is back.
     let mut startup = vec![pipeline::version(&printers)];
     let filters = printers.discovery_filters();
-    let check_reader = (reachable && !filters.is_empty())
+    let check_reader = (reachable.is_some() && !filters.is_empty())
         .then(reader)
         .transpose()?
         .map(|options| (options, filters));
@@ -192,13 +211,25 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         background = Some((check, check_reader));
     }
 
-    let options = mqtt::options(&config, &url, &config.mqtt.client_id, Role::Bridge)?;
+    let client_id = mqtt::client_id(&config);
+    let broker = |url: &BrokerUrl| {
+        mqtt::options(&config, url, &client_id, Role::Bridge).map(|options| Broker {
+            shown: url.shown(),
+            options,
+        })
+    };
+    let mut brokers = urls
+        .iter()
+        .map(broker)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let first = brokers.remove(0); // one per url: never empty
+    let brokers = Brokers::new(first, brokers);
     let status_topic = config
         .homeassistant
         .discovery
         .then(|| config.homeassistant.status_topic.clone());
     let (publisher, running, births) = Publisher::start(Setup {
-        options,
+        brokers,
         topics: topics.clone(),
         outbox: outbox.clone(),
         pending,
@@ -232,7 +263,8 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         None => None,
     };
     let ingress_addr = ingress.as_ref().map(|l| l.local_addr()).transpose()?;
-    info!(%http_addr, broker = %format!("{}:{}", url.host, url.port), "Listening for webhooks");
+    let shown: Vec<String> = urls.iter().map(BrokerUrl::shown).collect();
+    info!(%http_addr, brokers = %shown.join(","), "Listening for webhooks");
 
     let shutdown = CancellationToken::new();
     let checking = background.map(|(check, reader)| {

@@ -16,8 +16,11 @@ use crate::event::EventKind;
 use crate::mqtt::topics;
 use crate::slug;
 
+mod bridge;
 mod checks;
 pub mod urls;
+
+pub use bridge::Bridge;
 
 /// The file read when neither `--config` nor `PRINT2MQTT_CONFIG` names one.
 pub const DEFAULT_FILE: &str = "config/print2mqtt.toml";
@@ -40,6 +43,7 @@ pub struct Config {
     /// without regard to case).
     pub printers: BTreeMap<String, Printer>,
     pub octoeverywhere: OctoEverywhere,
+    pub bridge: Bridge,
 }
 
 /// `[http]`: the webhook listener.
@@ -89,9 +93,11 @@ pub struct Http {
 #[derive(Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Mqtt {
-    /// `mqtt://host:1883` or `mqtts://host:8883`; empty starts the embedded broker.
-    #[serde(deserialize_with = "text")]
-    pub url: String,
+    /// `mqtt://host:1883` or `mqtts://host:8883`, or several (a list, or
+    /// one comma-separated string) tried in turn; empty starts the
+    /// embedded broker.
+    #[serde(deserialize_with = "bridge::list", serialize_with = "bridge::list_ser")]
+    pub url: Vec<String>,
     #[serde(deserialize_with = "text")]
     pub username: String,
     pub password: Secret,
@@ -245,7 +251,7 @@ impl Default for Http {
 impl Default for Mqtt {
     fn default() -> Self {
         Mqtt {
-            url: String::new(),
+            url: Vec::new(),
             username: String::new(),
             password: Secret::default(),
             client_id: "print2mqtt".into(),
@@ -255,6 +261,23 @@ impl Default for Mqtt {
             client_key: String::new(),
             max_packet_bytes: 0,
         }
+    }
+}
+
+impl Mqtt {
+    /// Every `mqtt.url`, parsed, in the order they are tried; empty: the
+    /// embedded broker (or the add-on's Supervisor broker).
+    pub fn broker_urls(&self) -> Result<Vec<urls::BrokerUrl>, String> {
+        let mut out = Vec::new();
+        for url in &self.url {
+            out.extend(urls::BrokerUrl::parse(url)?);
+        }
+        Ok(out)
+    }
+
+    /// Every `mqtt.url` fit to print.
+    pub fn shown_urls(&self) -> Vec<String> {
+        self.url.iter().map(|u| urls::redact_url(u)).collect()
     }
 }
 
@@ -301,7 +324,7 @@ impl Default for OctoEverywhere {
 impl fmt::Debug for Mqtt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mqtt")
-            .field("url", &redact_url(&self.url))
+            .field("url", &self.shown_urls())
             .field("username", &self.username)
             .field("password", &self.password)
             .field("client_id", &self.client_id)
@@ -446,7 +469,7 @@ impl Config {
             p.secret = p.secret.redacted();
             p.app_token = p.app_token.redacted();
         }
-        c.mqtt.url = redact_url(&c.mqtt.url);
+        c.mqtt.url = c.mqtt.shown_urls();
         c
     }
 
@@ -501,8 +524,11 @@ impl Config {
                 "must be an address such as 0.0.0.0:8099, or empty".into(),
             );
         }
-        if let Err(problem) = urls::BrokerUrl::parse(&self.mqtt.url) {
+        if let Err(problem) = self.mqtt.broker_urls() {
             bad("mqtt.url".into(), problem);
+        }
+        for (key, problem) in self.bridge.problems() {
+            bad(key, problem);
         }
         if !topics::is_valid_base(&self.mqtt.base_topic) {
             bad(
@@ -676,9 +702,11 @@ fn figment(sources: &Sources) -> Result<Figment, ConfigErrors> {
 
 /// Keys whose environment value is taken verbatim: figment would read
 /// `PRINT2MQTT_AUTH__SECRET=007` as the number 7.
-const TEXT_KEYS: [&str; 19] = [
+const TEXT_KEYS: [&str; 21] = [
     "admin_token",
     "url",
+    "instance",
+    "peers",
     "username",
     "password",
     "client_id",
@@ -786,11 +814,6 @@ fn describe(md: &figment::Metadata, key: &str) -> String {
     }
 }
 
-/// `mqtt://user:pass@host` → `mqtt://user:<redacted>@host`.
-fn redact_url(url: &str) -> String {
-    urls::redact_url(url)
-}
-
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
 mod tests {
@@ -814,7 +837,7 @@ mod tests {
     fn secrets_never_print() {
         let mut c = Config::default();
         c.auth.secret = Secret::new("hunter2");
-        c.mqtt.url = "mqtt://u:pw@host:1883".into();
+        c.mqtt.url = vec!["mqtt://u:pw@host:1883".into(), "mqtt://v:pw2@other".into()];
         c.printers.insert(
             "X".into(),
             Printer {
@@ -824,7 +847,7 @@ mod tests {
             },
         );
         let shown = format!("{:?}\n{}", c, c.to_redacted_toml());
-        for s in ["hunter2", "per-printer", "tok\"", ":pw@"] {
+        for s in ["hunter2", "per-printer", "tok\"", ":pw@", ":pw2@"] {
             assert!(!shown.contains(s), "{s} leaked: {shown}");
         }
         assert!(shown.contains("<redacted>"));
@@ -849,7 +872,8 @@ mod tests {
             .map_err(|e| e.to_string())?;
             assert_eq!(c.http.listen.to_string(), "127.0.0.1:9000");
             assert_eq!(
-                c.mqtt.url, "mqtt://addon:1883",
+                c.mqtt.url,
+                ["mqtt://addon:1883"],
                 "add-on options beat the file"
             );
             assert_eq!(c.auth.secret.expose(), "007", "leading zeros survive");
@@ -866,8 +890,49 @@ mod tests {
             })
             .map_err(|e| e.to_string())?;
             assert_eq!(
-                c.mqtt.url, "mqtt://env:1883",
+                c.mqtt.url,
+                ["mqtt://env:1883"],
                 "environment beats everything"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn broker_lists_and_peers_from_toml_and_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "p.toml",
+                "[mqtt]\nurl = [\"mqtt://a:1883\", \"mqtts://b\"]\n[bridge]\ninstance = \"b1\"\npeers = [\"b1\", \"b2\"]\n",
+            )?;
+            let sources = Sources {
+                file: Some("p.toml".into()),
+                addon_options: Some("none.json".into()),
+            };
+            let c = Config::load(&sources).map_err(|e| e.to_string())?;
+            let urls = c.mqtt.broker_urls().map_err(|e| e.to_string())?;
+            let hosts: Vec<_> = urls.iter().map(|u| (u.host.as_str(), u.port)).collect();
+            assert_eq!(hosts, [("a", 1883), ("b", 8883)]);
+            assert_eq!(c.bridge.peers, ["b1", "b2"]);
+            jail.set_env("PRINT2MQTT_MQTT__URL", "mqtt://x:1,mqtt://y:2");
+            jail.set_env("PRINT2MQTT_BRIDGE__INSTANCE", "007");
+            jail.set_env("PRINT2MQTT_BRIDGE__PEERS", "007,b2");
+            let c = Config::load(&sources).map_err(|e| e.to_string())?;
+            assert_eq!(c.mqtt.url, ["mqtt://x:1", "mqtt://y:2"]);
+            assert_eq!(
+                (c.bridge.instance_id(), c.bridge.peers.len()),
+                ("007".into(), 2)
+            );
+            jail.set_env("PRINT2MQTT_MQTT__URL", "mqtt://x:1,http://y");
+            jail.set_env("PRINT2MQTT_BRIDGE__PEERS", "b2");
+            let err = Config::load(&sources).unwrap_err().to_string();
+            assert!(
+                err.contains("`mqtt.url`") && err.contains("scheme"),
+                "{err}"
+            );
+            assert!(
+                err.contains("`bridge.peers`") && err.contains("`007`"),
+                "{err}"
             );
             Ok(())
         });

@@ -66,7 +66,7 @@ struct MqttService {
 /// and `mqtt.url` is empty, or when the Supervisor cannot say (logged as a
 /// warning; the caller then starts the embedded broker).
 pub async fn broker(config: &Config) -> Option<BrokerUrl> {
-    if !config.mqtt.url.trim().is_empty() {
+    if !config.mqtt.url.is_empty() {
         return None;
     }
     let token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty())?;

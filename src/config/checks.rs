@@ -80,7 +80,9 @@ impl Mqtt {
     /// key (or the reverse), and files that cannot be used.
     pub(super) fn tls_problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        let tls = matches!(super::urls::BrokerUrl::parse(&self.url), Ok(Some(u)) if u.tls);
+        let tls = self
+            .broker_urls()
+            .is_ok_and(|urls| urls.iter().any(|u| u.tls));
         let set = [
             ("mqtt.ca_file", &self.ca_file),
             ("mqtt.client_cert", &self.client_cert),

@@ -56,6 +56,19 @@ impl BrokerUrl {
     }
 }
 
+impl BrokerUrl {
+    /// `mqtt://host:port` (or `mqtts://`), without credentials: how logs,
+    /// /readyz and /api/bridge name the broker.
+    pub fn shown(&self) -> String {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        if self.host.contains(':') {
+            format!("{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            format!("{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// `url` fit to print: everything between the user name's `:` and the
 /// last `@` of the text replaced by `<redacted>` — read as text, not as a
 /// URL, so a password that breaks the URL (or holds an `@`) is hidden too.
@@ -123,6 +136,9 @@ mod tests {
         assert_eq!(u.password.as_deref(), Some("p@ss"));
         let u = BrokerUrl::parse("mqtt://[::1]").unwrap().unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 1883));
+        assert_eq!(u.shown(), "mqtt://[::1]:1883");
+        let u = BrokerUrl::parse("mqtts://u:pw@b.lan").unwrap().unwrap();
+        assert_eq!(u.shown(), "mqtts://b.lan:8883");
         assert!(BrokerUrl::parse("http://x").unwrap_err().contains("scheme"));
         assert!(BrokerUrl::parse("localhost:1883").is_err());
         assert!(BrokerUrl::parse("not a url").is_err());

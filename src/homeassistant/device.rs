@@ -1,5 +1,5 @@
 //! What every discovery config shares: the `device` block, the `origin`
-//! block, availability on the bridge state topic, and the flattened `Base`
+//! block, availability on the bridge state topic(s), and the flattened `Base`
 //! of the entity platforms. In device mode `device` and `origin` appear once
 //! per device config, not in each entity.
 
@@ -52,12 +52,53 @@ pub(super) struct Origin<'a> {
     support_url: &'static str,
 }
 
-/// Availability on the bridge's last-will topic.
+/// Availability on the bridge's last-will topic, or among peers on every
+/// peer's (`availability_mode: any`: available while any bridge is online).
 #[derive(Debug, Serialize)]
-pub(super) struct Availability {
-    availability_topic: String,
+#[serde(untagged)]
+pub(super) enum Availability {
+    One {
+        availability_topic: String,
+        payload_available: &'static str,
+        payload_not_available: &'static str,
+    },
+    Any {
+        availability: Vec<AvailabilityTopic>,
+        availability_mode: &'static str,
+    },
+}
+
+/// One entry of an `availability` list.
+#[derive(Debug, Serialize)]
+pub(super) struct AvailabilityTopic {
+    topic: String,
     payload_available: &'static str,
     payload_not_available: &'static str,
+}
+
+impl Availability {
+    fn of(topics: &crate::mqtt::topics::Topics) -> Availability {
+        if !topics.clustered() {
+            return Availability::One {
+                availability_topic: topics.bridge_state(),
+                payload_available: "online",
+                payload_not_available: "offline",
+            };
+        }
+        let availability = topics
+            .availability()
+            .into_iter()
+            .map(|topic| AvailabilityTopic {
+                topic,
+                payload_available: "online",
+                payload_not_available: "offline",
+            })
+            .collect();
+        Availability::Any {
+            availability,
+            availability_mode: "any",
+        }
+    }
 }
 
 /// The keys every entity config starts with; each platform's struct
@@ -191,11 +232,10 @@ impl<'a> Owner<'a> {
             unique_id: format!("{}_{}", self.node, look.object),
             device: self.per_entity().then_some(&self.device),
             origin: self.per_entity().then(|| self.origin()),
-            availability: look.available_with_bridge.then(|| Availability {
-                availability_topic: self.ctx.topics.bridge_state(),
-                payload_available: "online",
-                payload_not_available: "offline",
-            }),
+            // Among peers the bridge's own connection state follows them
+            // too: no single bridge's last will speaks for all.
+            availability: (look.available_with_bridge || self.ctx.topics.clustered())
+                .then(|| Availability::of(&self.ctx.topics)),
             entity_category: look.diagnostic.then_some("diagnostic"),
             icon: look.icon,
         }

@@ -44,7 +44,7 @@ impl Context {
     pub fn from_config(config: &config::Config) -> Context {
         Context::new(
             &config.homeassistant,
-            Topics::new(&config.mqtt.base_topic),
+            crate::mqtt::topics_of(config),
             env!("CARGO_PKG_VERSION"),
         )
     }

@@ -314,6 +314,36 @@ fn another_base_topic_puts_an_instance_id_in_every_id() {
 }
 
 #[test]
+fn among_peers_every_entity_is_available_while_any_bridge_is() {
+    let peers = ["b1".to_owned(), "b2".to_owned()];
+    let c = Context::new(
+        &config::HomeAssistant::default(),
+        Topics::with_peers("print2mqtt", "b2", &peers),
+        "1.2.3",
+    );
+    let any = serde_json::json!([
+        {"topic": "print2mqtt/bridge/b1/state", "payload_available": "online", "payload_not_available": "offline"},
+        {"topic": "print2mqtt/bridge/b2/state", "payload_available": "online", "payload_not_available": "offline"},
+    ]);
+    let j = json(&configs(&view(), &c)[0]);
+    let b = json(&bridge_configs(&c)[0]);
+    let entities = j["cmps"].as_object().unwrap().iter();
+    let bridge = b["cmps"].as_object().unwrap().iter();
+    for (key, e) in entities.chain(bridge) {
+        if e.get("platform") == Some(&"device_automation".into()) {
+            continue;
+        }
+        assert_eq!(e["availability"], any, "{key}");
+        assert_eq!(e["availability_mode"], "any", "{key}");
+        assert!(e.get("availability_topic").is_none(), "{key}");
+    }
+    assert_eq!(
+        b["cmps"]["connection"]["state_topic"],
+        "print2mqtt/bridge/state"
+    );
+}
+
+#[test]
 fn images_only_for_what_the_printer_sends() {
     let c = ctx("homeassistant");
     let images = |v: &PrinterView| -> Vec<String> {

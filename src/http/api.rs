@@ -133,6 +133,7 @@ pub fn bridge(shared: &Shared) -> Value {
         "started_at": format_time(shared.monitor.started_at()),
         "uptime_secs": g.uptime_secs as u64,
         "broker": if g.broker_connected { "connected" } else { "disconnected" },
+        "broker_url": shared.health.broker(),
         "reconnects": g.reconnects,
         "outbox_depth": g.outbox_depth,
         "outbox_bytes": g.outbox_bytes,

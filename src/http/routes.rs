@@ -89,6 +89,7 @@ fn readyz(shared: &Shared) -> Reply {
         status,
         &json!({
             "broker": if connected { "connected" } else { "disconnected" },
+            "broker_url": shared.health.broker(),
             "outbox_depth": depth,
             "max_events": max,
             "oldest_age_secs": oldest_age_secs,

@@ -36,6 +36,27 @@ pub fn max_packet(config: &Config, embedded: bool) -> usize {
     }
 }
 
+/// The bridge's topics: under `mqtt.base_topic`, with this bridge's
+/// instance among `bridge.peers` when set.
+pub fn topics_of(config: &Config) -> Topics {
+    let bridge = &config.bridge;
+    Topics::with_peers(
+        &config.mqtt.base_topic,
+        &bridge.instance_id(),
+        &bridge.peers,
+    )
+}
+
+/// The MQTT client id: `mqtt.client_id`, with the instance id appended among
+/// peers (two sessions under one id would take turns throwing each other off).
+pub fn client_id(config: &Config) -> String {
+    if config.bridge.clustered() {
+        format!("{}-{}", config.mqtt.client_id, config.bridge.instance_id())
+    } else {
+        config.mqtt.client_id.clone()
+    }
+}
+
 /// Which connection options are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -63,7 +84,7 @@ pub fn options(
         .set_clean_session(role == Role::Reader);
     if role == Role::Bridge {
         o.set_last_will(LastWill::new(
-            Topics::new(&config.mqtt.base_topic).bridge_state(),
+            topics_of(config).bridge_state(),
             "offline",
             QoS::AtLeastOnce,
             true,

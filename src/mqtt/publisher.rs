@@ -2,7 +2,8 @@
 //! a record only once the broker acknowledged every message of it (see
 //! [`super::delivery`] for how acknowledgements are credited). `online` on
 //! every connect, `offline` as last will and at shutdown; reconnects with
-//! [`super::backoff`]. It also listens for Home Assistant's birth message
+//! [`super::backoff`], moving on to the next of several brokers
+//! ([`Brokers`]) whenever a connection fails or drops. It also listens for Home Assistant's birth message
 //! and reports each `online`. This file is the handle the rest of the bridge
 //! holds; the task itself is in `publisher/task.rs`.
 
@@ -20,6 +21,7 @@ use super::topics::Topics;
 use crate::metrics::PublishLatency;
 use crate::outbox::{Outbox, Pending, Record};
 
+mod rotation;
 mod task;
 
 /// Time to publish `offline` and disconnect once the grace period is over.
@@ -57,10 +59,49 @@ pub struct Stats {
     pub anomalies: AtomicU64,
 }
 
+/// One broker the publisher may use.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    /// Its URL fit to print (logs, /readyz, /api/bridge).
+    pub shown: String,
+    pub options: MqttOptions,
+}
+
+/// The brokers tried in turn (`mqtt.url`); never empty.
+#[derive(Debug, Clone)]
+pub struct Brokers(Vec<Broker>);
+
+impl Brokers {
+    /// `first`, then `more`, in the order they are tried.
+    pub fn new(first: Broker, more: Vec<Broker>) -> Brokers {
+        let mut all = vec![first];
+        all.extend(more);
+        Brokers(all)
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Never true; for clippy's `len_without_is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The broker at `index`, counted round robin.
+    pub fn get(&self, index: usize) -> &Broker {
+        // Never empty (built by `new`), so the index is in range.
+        &self.0[index % self.0.len()]
+    }
+}
+
 /// A read-only view of the connection, for readiness and status.
 #[derive(Debug, Clone)]
 pub struct Health {
     connected: watch::Receiver<bool>,
+    /// The broker of the current connection, or of the last one.
+    broker: watch::Receiver<String>,
     /// Every record below this sequence number is delivered.
     delivered: watch::Receiver<u64>,
     stats: Arc<Stats>,
@@ -70,6 +111,11 @@ impl Health {
     /// True while the broker connection is up.
     pub fn is_connected(&self) -> bool {
         *self.connected.borrow()
+    }
+
+    /// The broker in use (its URL fit to print) while connected.
+    pub fn broker(&self) -> Option<String> {
+        self.is_connected().then(|| self.broker.borrow().clone())
     }
 
     /// Waits until the connection is up.
@@ -108,7 +154,7 @@ pub struct Running {
 
 /// What the publisher needs besides the records.
 pub struct Setup {
-    pub options: MqttOptions,
+    pub brokers: Brokers,
     pub topics: Topics,
     pub outbox: Outbox,
     /// Records left from an earlier run: read back from the outbox in
@@ -127,16 +173,23 @@ impl Publisher {
     pub fn start(setup: Setup) -> (Publisher, Running, mpsc::UnboundedReceiver<Republish>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (connected_tx, connected) = watch::channel(false);
+        let (broker_tx, broker) = watch::channel(String::new());
         let (delivered_tx, delivered) = watch::channel(0);
         let (births_tx, births) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
         let give_up = CancellationToken::new();
-        let task = task::Task::new(setup, births_tx, connected_tx, delivered_tx, stats.clone());
+        let watches = task::Watches {
+            connected: connected_tx,
+            broker: broker_tx,
+            delivered: delivered_tx,
+        };
+        let task = task::Task::new(setup, births_tx, watches, stats.clone());
         let handle = tokio::spawn(task.run(rx, give_up.clone()));
         let publisher = Publisher {
             records: tx,
             health: Health {
                 connected,
+                broker,
                 delivered,
                 stats,
             },

@@ -97,24 +97,23 @@ pub async fn remove_printer(config: &Config, printer: &str) -> Result<Removed, R
     })
 }
 
-/// The broker to connect to: `mqtt.url`, or the embedded broker's address
-/// (which only runs inside a running bridge).
+/// The broker to connect to: the first `mqtt.url`, or the embedded
+/// broker's address (which only runs inside a running bridge).
 fn broker_url(config: &Config) -> anyhow::Result<BrokerUrl> {
-    Ok(
-        match BrokerUrl::parse(&config.mqtt.url).map_err(anyhow::Error::msg)? {
-            Some(url) => url,
-            None => {
-                let addr = embedded::connect_addr(config.broker.listen);
-                BrokerUrl {
-                    tls: false,
-                    host: addr.ip().to_string(),
-                    port: addr.port(),
-                    username: None,
-                    password: None,
-                }
+    let urls = config.mqtt.broker_urls().map_err(anyhow::Error::msg)?;
+    Ok(match urls.into_iter().next() {
+        Some(url) => url,
+        None => {
+            let addr = embedded::connect_addr(config.broker.listen);
+            BrokerUrl {
+                tls: false,
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                username: None,
+                password: None,
             }
-        },
-    )
+        }
+    })
 }
 
 /// The slug `printer` names: a slug with retained topics, else the slug of

@@ -8,6 +8,16 @@ use crate::state::Field;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
     base: String,
+    /// Set when several bridges serve the same printers
+    /// (docs/scale-out.md): this bridge's instance id and every peer's.
+    cluster: Option<Cluster>,
+}
+
+/// This bridge among its peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cluster {
+    instance: String,
+    peers: Vec<String>,
 }
 
 /// The retained `last_event` leaf and the non-retained `event` stream leaf.
@@ -40,7 +50,27 @@ impl Topics {
     pub fn new(base: &str) -> Topics {
         Topics {
             base: base.to_owned(),
+            cluster: None,
         }
+    }
+
+    /// Topics of the bridge `instance` among `peers` (valid slugs, checked
+    /// by config validation): each has its own state topic. No peers: the
+    /// same as [`Topics::new`].
+    pub fn with_peers(base: &str, instance: &str, peers: &[String]) -> Topics {
+        let cluster = (!peers.is_empty()).then(|| Cluster {
+            instance: instance.to_owned(),
+            peers: peers.to_vec(),
+        });
+        Topics {
+            cluster,
+            ..Topics::new(base)
+        }
+    }
+
+    /// True when several bridges serve the same printers.
+    pub fn clustered(&self) -> bool {
+        self.cluster.is_some()
     }
 
     /// The base topic, e.g. `print2mqtt`.
@@ -48,9 +78,28 @@ impl Topics {
         &self.base
     }
 
-    /// `<base>/bridge/state`: `online` / `offline`.
+    /// This bridge's connection state, `online` / `offline` (its last
+    /// will): `<base>/bridge/state`, or `<base>/bridge/<instance>/state`
+    /// among peers.
     pub fn bridge_state(&self) -> String {
-        self.bridge(BRIDGE_STATE)
+        match &self.cluster {
+            None => self.bridge(BRIDGE_STATE),
+            Some(c) => self.instance_state(&c.instance),
+        }
+    }
+
+    /// `<base>/bridge/<instance>/state`.
+    pub fn instance_state(&self, instance: &str) -> String {
+        format!("{}/bridge/{instance}/{BRIDGE_STATE}", self.base)
+    }
+
+    /// The state topics Home Assistant's availability follows: this
+    /// bridge's, or every peer's (any one `online` is enough).
+    pub fn availability(&self) -> Vec<String> {
+        match &self.cluster {
+            None => vec![self.bridge_state()],
+            Some(c) => c.peers.iter().map(|p| self.instance_state(p)).collect(),
+        }
     }
 
     /// `<base>/bridge/<leaf>`.
@@ -213,6 +262,17 @@ mod tests {
     fn names() {
         let t = Topics::new("print2mqtt");
         assert_eq!(t.bridge_state(), "print2mqtt/bridge/state");
+        assert_eq!(t.availability(), ["print2mqtt/bridge/state"]);
+        assert_eq!(Topics::with_peers("print2mqtt", "b1", &[]), t);
+        let peers = ["b1".to_owned(), "b2".to_owned()];
+        let c = Topics::with_peers("print2mqtt", "b2", &peers);
+        assert!(c.clustered() && !t.clustered());
+        assert_eq!(c.bridge_state(), "print2mqtt/bridge/b2/state");
+        assert_eq!(
+            c.availability(),
+            ["print2mqtt/bridge/b1/state", "print2mqtt/bridge/b2/state"]
+        );
+        assert_eq!(c.parse_printer("print2mqtt/bridge/b2/state"), None);
         assert_eq!(
             t.field("ender3", Field::TimeRemaining),
             "print2mqtt/ender3/time_remaining"

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod checker;
+pub mod cluster;
 pub mod fake_oe;
 pub mod pki;
 pub mod proxy;
@@ -378,7 +379,7 @@ pub fn config(broker_url: &str, secret: &str) -> Config {
     let mut c = Config::default();
     c.storage.data_dir = data_dir();
     c.http.listen = "127.0.0.1:0".parse().unwrap();
-    c.mqtt.url = broker_url.to_owned();
+    c.mqtt.url = vec![broker_url.to_owned()];
     c.mqtt.client_id = format!("print2mqtt-test-{}", ulid::Ulid::generate());
     c.auth.secret = Secret::new(secret);
     c

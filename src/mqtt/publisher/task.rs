@@ -19,10 +19,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::rotation::Rotation;
 use super::{GOODBYE, Republish, Setup, Stats};
-use crate::mqtt::backoff::Backoff;
 use crate::mqtt::delivery::{Delivery, Done};
-use crate::mqtt::topics::Topics;
+use crate::mqtt::topics::{BRIDGE_STATE, Topics};
 use crate::outbox::{Outbox, OutboxError, Parked, Record};
 
 /// Publish requests in flight at once (our window; rumqttc's own inflight
@@ -87,15 +87,22 @@ enum Flow {
     Stop,
 }
 
+/// What the task reports through watch channels.
+pub(super) struct Watches {
+    pub connected: watch::Sender<bool>,
+    /// The broker of the current (or last) connection, fit to print.
+    pub broker: watch::Sender<String>,
+    pub delivered: watch::Sender<u64>,
+}
+
 pub(super) struct Task {
-    options: MqttOptions,
+    rotation: Rotation,
     client: AsyncClient,
     topics: Topics,
     outbox: Outbox,
     status_topic: Option<String>,
     births: mpsc::UnboundedSender<Republish>,
     delivery: Delivery,
-    backoff: Backoff,
     failures: u32,
     ever_connected: bool,
     /// Records below this sequence number were taken (or delivered).
@@ -103,6 +110,7 @@ pub(super) struct Task {
     /// Set while newer records are only in the outbox.
     spill: Option<Spill>,
     connected: watch::Sender<bool>,
+    broker: watch::Sender<String>,
     delivered: watch::Sender<u64>,
     stats: Arc<Stats>,
     to_delete: Vec<u64>,
@@ -123,31 +131,31 @@ impl Task {
     pub(super) fn new(
         setup: Setup,
         births: mpsc::UnboundedSender<Republish>,
-        connected: watch::Sender<bool>,
-        delivered: watch::Sender<u64>,
+        watches: Watches,
         stats: Arc<Stats>,
     ) -> Task {
+        let rotation = Rotation::new(setup.brokers);
         // The first client is replaced in `run` before it is used.
-        let (client, _) = client(&setup.options);
+        let (client, _) = client(&rotation.current().options);
         let spill = match (setup.pending.first, setup.pending.last) {
             (Some(from), Some(newest)) => Some(Spill { from, newest }),
             _ => None,
         };
         Task {
-            options: setup.options,
+            rotation,
             client,
             topics: setup.topics,
             outbox: setup.outbox,
             status_topic: setup.status_topic,
             births,
             delivery: Delivery::new(setup.max_packet),
-            backoff: Backoff::default(),
             failures: 0,
             ever_connected: false,
             next_seq: 0,
             spill,
-            connected,
-            delivered,
+            connected: watches.connected,
+            broker: watches.broker,
+            delivered: watches.delivered,
             stats,
             to_delete: Vec::new(),
             to_park: Vec::new(),
@@ -220,11 +228,11 @@ impl Task {
                 }
                 () = tokio::time::sleep_until(delete_at.unwrap_or(far)), if delete_at.is_some() => {}
                 () = tokio::time::sleep_until(silent_at.unwrap_or(far)), if silent_at.is_some() => {
-                    warn!(silent_secs = SILENCE.as_secs(), "MQTT broker silent with messages outstanding; reconnecting");
+                    warn!(silent_secs = SILENCE.as_secs(), broker = %self.rotation.current().shown, "MQTT broker silent with messages outstanding; reconnecting");
                     self.connected.send_replace(false);
                     let done = self.delivery.connection_lost();
                     self.completed(done);
-                    let delay = self.backoff.failed();
+                    let delay = self.rotation.failed();
                     polling = self.connect(delay);
                 }
                 () = tokio::time::sleep_until(deadline), if goodbye_deadline.is_some() => break,
@@ -244,7 +252,7 @@ impl Task {
     /// A fresh client for the next connection; the old one's queue and
     /// packet ids are gone with it.
     fn connect(&mut self, delay: Duration) -> Polling {
-        let (client, eventloop) = client(&self.options);
+        let (client, eventloop) = client(&self.rotation.current().options);
         self.client = client;
         poll(eventloop, delay)
     }
@@ -259,10 +267,13 @@ impl Task {
         }
         let mapped = match event {
             Event::Incoming(Packet::ConnAck(ack)) => {
+                let broker = &self.rotation.current().shown;
                 info!(
+                    %broker,
                     session_resumed = ack.session_present,
                     "Connected to MQTT broker"
                 );
+                self.broker.send_replace(broker.clone());
                 if self.ever_connected {
                     self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
                     // Our session is persistent: a broker without it has
@@ -276,7 +287,7 @@ impl Task {
                 }
                 self.ever_connected = true;
                 self.failures = 0;
-                self.backoff.connected();
+                self.rotation.connected();
                 self.connected.send_replace(true);
                 self.on_connect();
                 Ok(())
@@ -311,7 +322,7 @@ impl Task {
                 self.connected.send_replace(false);
                 let done = self.delivery.connection_lost();
                 self.completed(done);
-                Flow::Reconnect(self.backoff.failed())
+                Flow::Reconnect(self.rotation.failed())
             }
         }
     }
@@ -324,11 +335,13 @@ impl Task {
         let done = self.delivery.connection_lost();
         self.completed(done);
         self.failures += 1;
-        let delay = self.backoff.failed();
+        let broker = self.rotation.current().shown.clone();
+        let delay = self.rotation.failed();
+        let next = &self.rotation.current().shown;
         if self.failures == 1 {
-            warn!(error = %e, "MQTT broker unreachable; retrying with backoff, webhooks are still accepted into the outbox");
+            warn!(error = %e, %broker, %next, "MQTT broker unreachable; retrying with backoff, webhooks are still accepted into the outbox");
         } else {
-            debug!(error = %e, retry_in_ms = delay.as_millis() as u64, "MQTT reconnect failed");
+            debug!(error = %e, %broker, %next, retry_in_ms = delay.as_millis() as u64, "MQTT reconnect failed");
         }
         Flow::Reconnect(delay)
     }
@@ -441,7 +454,12 @@ impl Task {
     }
 
     fn on_connect(&mut self) {
-        self.publish_control("online");
+        self.publish_control(self.topics.bridge_state(), "online");
+        if self.topics.clustered() {
+            // The bridge device's connection state among peers: `online`
+            // here, unavailable once every peer's own topic says offline.
+            self.publish_control(self.topics.bridge(BRIDGE_STATE), "online");
+        }
         // Every connection: a clean session or a restarted broker has
         // forgotten the subscription.
         if let Some(status) = &self.status_topic {
@@ -461,13 +479,12 @@ impl Task {
     fn say_goodbye(&mut self) {
         self.saying_goodbye = true;
         if self.is_connected() {
-            self.publish_control("offline");
+            self.publish_control(self.topics.bridge_state(), "offline");
             let _ = self.client.try_disconnect();
         }
     }
 
-    fn publish_control(&mut self, state: &'static str) {
-        let topic = self.topics.bridge_state();
+    fn publish_control(&mut self, topic: String, state: &'static str) {
         if self
             .client
             .try_publish(topic, QoS::AtLeastOnce, true, state)
@@ -509,7 +526,7 @@ impl Task {
                 });
             }
         }
-        self.backoff.progressed();
+        self.rotation.progressed();
         let records: Vec<&Record> = done.iter().map(|d| &d.record).collect();
         self.outbox.delivered(records.iter().copied());
         if let Some(last) = records.last() {
