@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use ulid::Ulid;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::config::cluster::Backend;
 use crate::http::{self, Shared, Surface};
 use crate::monitor::Monitor;
 use crate::mqtt::publisher::{Health, Publisher, Setup};
@@ -83,10 +85,11 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     let started = Instant::now();
     let config = Arc::new(config);
     let topics = Topics::new(&config.mqtt.base_topic);
-    let storage = config.storage.clone();
+    let clustered = config.storage.backend == Backend::Jetstream;
+    let outbox_dir = outbox_dir(&config)?;
+    let limits = config.storage.limits();
     let (outbox, pending) =
-        tokio::task::spawn_blocking(move || Outbox::open(&storage.data_dir, storage.limits()))
-            .await??;
+        tokio::task::spawn_blocking(move || Outbox::open(&outbox_dir, limits)).await??;
     if pending.records > 0 {
         info!(
             records = pending.records,
@@ -206,6 +209,13 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         max_packet,
     });
     let health = publisher.health();
+    let (cluster, delivering) = if clustered {
+        let (cluster, workers) =
+            Cluster::start(config.clone(), vec![url.clone()], max_packet).await?;
+        (Some(cluster), workers)
+    } else {
+        (None, Vec::new())
+    };
     let topics_for_check = topics.clone();
     let pipeline = Pipeline::start(Start {
         printers,
@@ -257,6 +267,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         started,
         registrations: registrations.clone(),
         monitor: Monitor::new(shutdown.clone()),
+        cluster: cluster.clone(),
     });
     let upkeep = tokio::spawn(maintain(shared.outbox.clone(), shutdown.clone()));
     let stop = shutdown.clone();
@@ -275,6 +286,13 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         }
         for registrar in registrars {
             let _ = registrar.await;
+        }
+        // A message being delivered goes back to the stream for another bridge.
+        if let Some(cluster) = cluster {
+            cluster.stop();
+        }
+        for worker in delivering {
+            let _ = worker.await;
         }
         running.finish(SHUTDOWN_GRACE).await;
         let _ = upkeep.await;
@@ -376,6 +394,23 @@ fn keep_snapshot(snapshots: &Snapshots, topics: &Topics, topic: &str, payload: &
     {
         warn!(printer = %slug, error = %e, "Could not keep the restored snapshot for the status page");
     }
+}
+
+/// Where the outbox lives. In the clustered mode accepted webhooks are in
+/// the stream: the outbox holds only this run's bridge and discovery
+/// messages, in a directory of its own emptied at every start, so a
+/// restarted bridge never replays anything stale.
+fn outbox_dir(config: &Config) -> anyhow::Result<std::path::PathBuf> {
+    let data = &config.storage.data_dir;
+    if config.storage.backend != Backend::Jetstream {
+        return Ok(data.clone());
+    }
+    let dir = data.join("cluster");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot empty {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
 }
 
 /// How often the outbox is looked after (reopened after a fault, compacted

@@ -17,6 +17,7 @@ use crate::mqtt::topics;
 use crate::slug;
 
 mod checks;
+pub mod cluster;
 pub mod urls;
 
 /// The file read when neither `--config` nor `PRINT2MQTT_CONFIG` names one.
@@ -40,6 +41,8 @@ pub struct Config {
     /// without regard to case).
     pub printers: BTreeMap<String, Printer>,
     pub octoeverywhere: OctoEverywhere,
+    /// The NATS JetStream cluster of `storage.backend = "jetstream"`.
+    pub nats: cluster::Nats,
 }
 
 /// `[http]`: the webhook listener.
@@ -125,6 +128,8 @@ pub struct Storage {
     pub max_bytes: u64,
     /// Distinct printers; a webhook for a new one beyond it is refused.
     pub max_printers: u64,
+    /// `redb` (the local outbox) or `jetstream` (`[nats]`, several bridges).
+    pub backend: cluster::Backend,
 }
 
 impl Storage {
@@ -265,6 +270,7 @@ impl Default for Storage {
             max_events: 100_000,
             max_bytes: 512 << 20,
             max_printers: 1000,
+            backend: cluster::Backend::Redb,
         }
     }
 }
@@ -504,6 +510,12 @@ impl Config {
         if let Err(problem) = urls::BrokerUrl::parse(&self.mqtt.url) {
             bad("mqtt.url".into(), problem);
         }
+        if self.storage.backend == cluster::Backend::Jetstream && self.mqtt.url.trim().is_empty() {
+            bad(
+                "mqtt.url".into(),
+                "must name the broker with storage.backend = \"jetstream\" (every bridge publishes there)".into(),
+            );
+        }
         if !topics::is_valid_base(&self.mqtt.base_topic) {
             bad(
                 "mqtt.base_topic".into(),
@@ -533,6 +545,7 @@ impl Config {
             .problems()
             .into_iter()
             .chain(self.mqtt.tls_problems())
+            .chain(self.nats.problems(self.storage.backend))
         {
             bad(key.into(), problem);
         }
