@@ -211,19 +211,26 @@ async fn try_setup(
             .map_err(|e| anyhow::anyhow!("consumer {name}: {e}"))?;
         consumers.push(consumer);
     }
+    // The bucket's stream made here rather than by `create_key_value`,
+    // whose account query nats-server 2.9 answers in a shape it cannot read.
     let bucket = format!("{}_printers", nats.stream);
-    let kv = match js.get_key_value(&bucket).await {
-        Ok(kv) => kv,
-        Err(_) => js
-            .create_key_value(kv::Config {
-                bucket: bucket.clone(),
-                history: 1,
-                num_replicas: replicas,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("bucket {bucket}: {e}"))?,
-    };
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("bucket {bucket}: {e}"))?;
+    let kv = js
+        .get_key_value(&bucket)
+        .await
+        .map_err(|e| anyhow::anyhow!("bucket {bucket}: {e}"))?;
     Ok((kv, consumers))
 }
