@@ -266,10 +266,7 @@ async fn send(
 async fn wait_markers(port: u16, want: &BTreeMap<String, u64>) -> BTreeMap<String, Msg> {
     let deadline = Instant::now() + CLUSTER_TIMEOUT;
     loop {
-        // A listener whose cluster just lost a node may not answer for a
-        // while: ask again rather than wait out the helper's own timeout.
-        let read = tokio::time::timeout(Duration::from_secs(5), retained(port, "print2mqtt/#"));
-        let now = read.await.unwrap_or_default();
+        let now = try_retained(port, "print2mqtt/#").await.unwrap_or_default();
         let markers: BTreeMap<String, u64> = want
             .keys()
             .filter_map(|p| {
@@ -285,6 +282,19 @@ async fn wait_markers(port: u16, want: &BTreeMap<String, u64>) -> BTreeMap<Strin
             "retained markers {markers:?}, expected {want:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The retained messages under `filter`, or `None` when the listener does
+/// not answer within 5 s: one whose cluster just lost a node may refuse or
+/// stall for a while (the helper then fails its own task), so callers ask
+/// again.
+async fn try_retained(port: u16, filter: &str) -> Option<BTreeMap<String, Msg>> {
+    let filter = filter.to_owned();
+    let read = tokio::spawn(async move { retained(port, &filter).await });
+    match tokio::time::timeout(Duration::from_secs(5), read).await {
+        Ok(Ok(now)) => Some(now),
+        _ => None,
     }
 }
 
@@ -363,7 +373,16 @@ async fn a_killed_bridge_or_node_loses_nothing_answered_200() {
     let b1 = Bridge::start(&nats, nats.nodes[0].mqtt, "b1", &d1);
     let ready = wait_ready(b1.addr()).await;
     assert_eq!(ready["nats"], "ok");
-    let now = retained(nats.nodes[0].mqtt, "print2mqtt/+/print_duration").await;
+    let deadline = Instant::now() + CLUSTER_TIMEOUT;
+    let now = loop {
+        match try_retained(nats.nodes[0].mqtt, "print2mqtt/+/print_duration").await {
+            Some(now) => break now,
+            None => assert!(
+                Instant::now() < deadline,
+                "node 0's MQTT listener did not answer"
+            ),
+        }
+    };
     let markers: BTreeMap<String, u64> = now
         .values()
         .map(|m| {
