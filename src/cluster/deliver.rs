@@ -133,8 +133,13 @@ impl Worker {
             .await
             .map_err(|e| e.to_string())?;
         let revision = entry.as_ref().map(|e| e.revision);
+        // An entry this version cannot read must not hold up the partition:
+        // the event is applied to an empty state, as for a new printer.
         let shared = match entry.filter(|e| !e.value.is_empty()) {
-            Some(e) => Shared::decode(&e.value)?,
+            Some(e) => Shared::decode(&e.value).unwrap_or_else(|why| {
+                error!(printer = %slug, error = %why, "Unreadable shared state: starting it afresh");
+                Shared::default()
+            }),
             None => Shared::default(),
         };
         if shared.last_seq >= seq {
