@@ -7,6 +7,8 @@
 #     1883, where the quick start's embedded broker listens: when this script
 #     installed it, it stops and disables that service again.
 #   - curl and jq: examples/curl.sh is run against a real bridge.
+#   - nats-server: tests/jetstream.rs starts its own three-node cluster
+#     (JetStream, MQTT) on free loopback ports; the package starts no service.
 #   - chromium and chromium-driver: tests/browser.rs drives the status page
 #     in headless Chromium.
 #   - nats-server and haproxy: tests/scale_out.rs runs three NATS nodes and
@@ -25,6 +27,9 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
 fi
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  missing+=(nats-server)
+fi
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   missing+=(chromium chromium-driver)
 fi

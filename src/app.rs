@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use ulid::Ulid;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::config::cluster::Backend;
 use crate::http::{self, Shared, Surface};
 use crate::monitor::Monitor;
 use crate::mqtt::publisher::{Broker, Brokers, Health, Publisher, Setup};
@@ -83,10 +85,11 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     let started = Instant::now();
     let config = Arc::new(config);
     let topics = mqtt::topics_of(&config);
-    let storage = config.storage.clone();
+    let clustered = config.storage.backend == Backend::Jetstream;
+    let outbox_dir = outbox_dir(&config)?;
+    let limits = config.storage.limits();
     let (outbox, pending) =
-        tokio::task::spawn_blocking(move || Outbox::open(&storage.data_dir, storage.limits()))
-            .await??;
+        tokio::task::spawn_blocking(move || Outbox::open(&outbox_dir, limits)).await??;
     if pending.records > 0 {
         info!(
             records = pending.records,
@@ -237,6 +240,12 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         max_packet,
     });
     let health = publisher.health();
+    let (cluster, delivering) = if clustered {
+        let (cluster, workers) = Cluster::start(config.clone(), urls.clone(), max_packet).await?;
+        (Some(cluster), workers)
+    } else {
+        (None, Vec::new())
+    };
     let topics_for_check = topics.clone();
     let pipeline = Pipeline::start(Start {
         printers,
@@ -289,6 +298,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         started,
         registrations: registrations.clone(),
         monitor: Monitor::new(shutdown.clone()),
+        cluster: cluster.clone(),
     });
     let upkeep = tokio::spawn(maintain(shared.outbox.clone(), shutdown.clone()));
     let stop = shutdown.clone();
@@ -307,6 +317,13 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         }
         for registrar in registrars {
             let _ = registrar.await;
+        }
+        // A message being delivered goes back to the stream for another bridge.
+        if let Some(cluster) = cluster {
+            cluster.stop();
+        }
+        for worker in delivering {
+            let _ = worker.await;
         }
         running.finish(SHUTDOWN_GRACE).await;
         let _ = upkeep.await;
@@ -408,6 +425,23 @@ fn keep_snapshot(snapshots: &Snapshots, topics: &Topics, topic: &str, payload: &
     {
         warn!(printer = %slug, error = %e, "Could not keep the restored snapshot for the status page");
     }
+}
+
+/// Where the outbox lives. In the clustered mode accepted webhooks are in
+/// the stream: the outbox holds only this run's bridge and discovery
+/// messages, in a directory of its own emptied at every start, so a
+/// restarted bridge never replays anything stale.
+fn outbox_dir(config: &Config) -> anyhow::Result<std::path::PathBuf> {
+    let data = &config.storage.data_dir;
+    if config.storage.backend != Backend::Jetstream {
+        return Ok(data.clone());
+    }
+    let dir = data.join("cluster");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot empty {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
 }
 
 /// How often the outbox is looked after (reopened after a fault, compacted

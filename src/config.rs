@@ -18,6 +18,7 @@ use crate::slug;
 
 mod bridge;
 mod checks;
+pub mod cluster;
 pub mod urls;
 
 pub use bridge::Bridge;
@@ -44,6 +45,8 @@ pub struct Config {
     pub printers: BTreeMap<String, Printer>,
     pub octoeverywhere: OctoEverywhere,
     pub bridge: Bridge,
+    /// The NATS JetStream cluster of `storage.backend = "jetstream"`.
+    pub nats: cluster::Nats,
 }
 
 /// `[http]`: the webhook listener.
@@ -131,6 +134,8 @@ pub struct Storage {
     pub max_bytes: u64,
     /// Distinct printers; a webhook for a new one beyond it is refused.
     pub max_printers: u64,
+    /// `redb` (the local outbox) or `jetstream` (`[nats]`, several bridges).
+    pub backend: cluster::Backend,
 }
 
 impl Storage {
@@ -288,6 +293,7 @@ impl Default for Storage {
             max_events: 100_000,
             max_bytes: 512 << 20,
             max_printers: 1000,
+            backend: cluster::Backend::Redb,
         }
     }
 }
@@ -530,6 +536,12 @@ impl Config {
         for (key, problem) in self.bridge.problems() {
             bad(key, problem);
         }
+        if self.storage.backend == cluster::Backend::Jetstream && self.mqtt.url.is_empty() {
+            bad(
+                "mqtt.url".into(),
+                "must name the broker with storage.backend = \"jetstream\" (every bridge publishes there)".into(),
+            );
+        }
         if !topics::is_valid_base(&self.mqtt.base_topic) {
             bad(
                 "mqtt.base_topic".into(),
@@ -559,6 +571,7 @@ impl Config {
             .problems()
             .into_iter()
             .chain(self.mqtt.tls_problems())
+            .chain(self.nats.problems(self.storage.backend))
         {
             bad(key.into(), problem);
         }

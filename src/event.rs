@@ -5,7 +5,7 @@
 //! later stage (state, topics, discovery) reads only this.
 
 use bytes::Bytes;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use ulid::Ulid;
@@ -191,6 +191,14 @@ impl Serialize for EventKind {
     }
 }
 
+impl<'de> Deserialize<'de> for EventKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<EventKind, D::Error> {
+        let name = String::deserialize(d)?;
+        EventKind::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown event {name:?}")))
+    }
+}
+
 impl Status {
     /// Every state, the `options` of Home Assistant's enum sensor.
     pub const ALL: [Status; 8] = [
@@ -230,7 +238,7 @@ impl Status {
 }
 
 /// Which dialect the webhook came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     OctoEverywhere,
@@ -247,8 +255,9 @@ impl Source {
     }
 }
 
-/// One accepted webhook, normalized. Serializes to the `last_event` JSON.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One accepted webhook, normalized. Serializes to the `last_event` JSON
+/// (and back, for the clustered mode's stream).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub event: EventKind,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -272,7 +281,9 @@ pub struct Event {
     pub time_remaining: Option<u64>,
     #[serde(
         skip_serializing_if = "Option::is_none",
-        serialize_with = "opt_rfc3339"
+        serialize_with = "opt_rfc3339",
+        default,
+        deserialize_with = "time::serde::rfc3339::option::deserialize"
     )]
     pub eta: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -289,9 +300,12 @@ pub struct Event {
     pub snapshot_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quickview_url: Option<String>,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(
+        serialize_with = "rfc3339",
+        deserialize_with = "time::serde::rfc3339::deserialize"
+    )]
     pub received_at: OffsetDateTime,
-    #[serde(serialize_with = "ulid_text")]
+    #[serde(serialize_with = "ulid_text", deserialize_with = "ulid_parse")]
     pub id: Ulid,
     /// JPEG bytes from a multipart webhook; published on its own topic.
     #[serde(skip)]
@@ -386,6 +400,11 @@ fn opt_rfc3339<Z: Serializer>(t: &Option<OffsetDateTime>, s: Z) -> Result<Z::Ok,
         Some(t) => rfc3339(t, s),
         None => s.serialize_none(),
     }
+}
+
+fn ulid_parse<'de, D: Deserializer<'de>>(d: D) -> Result<Ulid, D::Error> {
+    let text = String::deserialize(d)?;
+    Ulid::from_string(&text).map_err(serde::de::Error::custom)
 }
 
 fn ulid_text<Z: Serializer>(id: &Ulid, s: Z) -> Result<Z::Ok, Z::Error> {

@@ -12,6 +12,8 @@
 //! - [`state`]: per-printer state; `apply(event) -> changes`, pure.
 //! - [`pipeline`]: the single writer from accepted events to the outbox.
 //! - [`homeassistant`]: discovery configs, one file per platform; pure.
+//! - [`cluster`]: the clustered mode: accepted webhooks in a NATS
+//!   JetStream stream, delivered by any bridge.
 //! - [`outbox`]: the durable store of accepted, undelivered messages (redb).
 //! - [`mqtt`]: topic names, message rendering, delivery bookkeeping,
 //!   publisher, restore, printer removal, embedded broker.
@@ -28,6 +30,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod event;
 pub mod healthcheck;

@@ -81,6 +81,8 @@ pub enum Rejected {
     },
     #[error("the bridge is shutting down")]
     Closed,
+    #[error("the NATS cluster did not store the webhook: {0}")]
+    Cluster(String),
     #[error(
         "printer limit reached: the bridge knows {0} printers (storage.max_printers); \
          remove one (DELETE /api/printers/<p>) or raise the limit"

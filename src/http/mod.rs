@@ -52,6 +52,9 @@ pub struct Shared {
     pub monitor: Monitor,
     /// The budget of unauthenticated bodies and the login rate limit.
     pub guard: guard::Guard,
+    /// The JetStream backend, when `storage.backend = "jetstream"`:
+    /// webhooks go there instead of the pipeline.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 /// Which routes a listener serves.

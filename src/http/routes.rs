@@ -54,6 +54,13 @@ pub async fn route(
         Ok(reply) => return Ok(reply),
         Err(req) => req,
     };
+    let read = req.method() == Method::GET || req.method() == Method::HEAD;
+    if path == "/readyz"
+        && read
+        && let Some(cluster) = &shared.cluster
+    {
+        return Ok(cluster_readyz(&shared, cluster).await);
+    }
     let get_only = |handler: fn(&Shared) -> Reply| {
         if req.method() == Method::GET || req.method() == Method::HEAD {
             handler(&shared)
@@ -66,6 +73,26 @@ pub async fn route(
         "/readyz" => get_only(readyz),
         _ => reply::error(StatusCode::NOT_FOUND, "not found"),
     })
+}
+
+/// Ready in the clustered mode: broker connected, NATS reachable and the
+/// stream there (the local outbox holds no webhooks).
+async fn cluster_readyz(shared: &Shared, cluster: &crate::cluster::Cluster) -> Reply {
+    let connected = shared.health.is_connected();
+    let nats = cluster.ready().await;
+    let status = if connected && nats.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    reply::json(
+        status,
+        &json!({
+            "broker": if connected { "connected" } else { "disconnected" },
+            "storage": "jetstream",
+            "nats": nats.err().unwrap_or_else(|| "ok".into()),
+        }),
+    )
 }
 
 /// Ready: broker connected and outbox below its bound.

@@ -143,7 +143,11 @@ pub async fn handle(
     }
     let id = event.id;
     let printer = event.printer_id.clone();
-    match shared.pipeline.submit(event).await {
+    let submitted = match &shared.cluster {
+        Some(cluster) => cluster.accept(event).await,
+        None => shared.pipeline.submit(event).await,
+    };
+    match submitted {
         Ok(slug) => {
             info!(printer = %slug, event = %kind, dialect = dialect.name(), status = 200, "Webhook accepted");
             shared.monitor.webhook(&Outcome {

@@ -227,6 +227,42 @@ impl Printers {
         ]
     }
 
+    /// Replaces one printer's state with the one its retained values
+    /// describe (the clustered mode's shared state); no values: forgotten.
+    pub fn replace<'a>(
+        &mut self,
+        topics: &Topics,
+        slug: &str,
+        retained: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) {
+        let mut state = PrinterState::default();
+        for (topic, payload) in retained {
+            if let Some((s, leaf)) = topics.parse_printer(topic)
+                && s == slug
+            {
+                state.restore(leaf, payload);
+            }
+        }
+        self.url_at.remove(slug);
+        if state.printer_id.is_empty() {
+            self.states.remove(slug);
+            return;
+        }
+        if state.latest.text(Field::SnapshotUrl).is_some()
+            && let Some(last) = &state.latest.last_event
+        {
+            self.url_at.insert(slug.to_owned(), last.received_at);
+        }
+        self.slugs.restore(slug, &state.printer_id);
+        self.states.insert(slug.to_owned(), state);
+    }
+
+    /// Sets the bridge's webhook counter (the clustered mode counts the
+    /// stream's webhooks).
+    pub fn set_webhooks(&mut self, count: u64) {
+        self.webhooks = count;
+    }
+
     /// Adds the printer with this id if it is not in the table yet (a
     /// printer with an `app_token` gets its device before its first
     /// webhook); returns its slug.
