@@ -912,46 +912,6 @@ mod tests {
     }
 
     #[test]
-    fn broker_lists_and_peers_from_toml_and_env() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "p.toml",
-                "[mqtt]\nurl = [\"mqtt://a:1883\", \"mqtts://b\"]\n[bridge]\ninstance = \"b1\"\npeers = [\"b1\", \"b2\"]\n",
-            )?;
-            let sources = Sources {
-                file: Some("p.toml".into()),
-                addon_options: Some("none.json".into()),
-            };
-            let c = Config::load(&sources).map_err(|e| e.to_string())?;
-            let urls = c.mqtt.broker_urls().map_err(|e| e.to_string())?;
-            let hosts: Vec<_> = urls.iter().map(|u| (u.host.as_str(), u.port)).collect();
-            assert_eq!(hosts, [("a", 1883), ("b", 8883)]);
-            assert_eq!(c.bridge.peers, ["b1", "b2"]);
-            jail.set_env("PRINT2MQTT_MQTT__URL", "mqtt://x:1,mqtt://y:2");
-            jail.set_env("PRINT2MQTT_BRIDGE__INSTANCE", "007");
-            jail.set_env("PRINT2MQTT_BRIDGE__PEERS", "007,b2");
-            let c = Config::load(&sources).map_err(|e| e.to_string())?;
-            assert_eq!(c.mqtt.url, ["mqtt://x:1", "mqtt://y:2"]);
-            assert_eq!(
-                (c.bridge.instance_id(), c.bridge.peers.len()),
-                ("007".into(), 2)
-            );
-            jail.set_env("PRINT2MQTT_MQTT__URL", "mqtt://x:1,http://y");
-            jail.set_env("PRINT2MQTT_BRIDGE__PEERS", "b2");
-            let err = Config::load(&sources).unwrap_err().to_string();
-            assert!(
-                err.contains("`mqtt.url`") && err.contains("scheme"),
-                "{err}"
-            );
-            assert!(
-                err.contains("`bridge.peers`") && err.contains("`007`"),
-                "{err}"
-            );
-            Ok(())
-        });
-    }
-
-    #[test]
     fn errors_name_key_and_source() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

@@ -249,6 +249,8 @@ async fn three_bridges_on_a_nats_cluster_lose_nothing_accepted_and_stay_availabl
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // The rule is the one tests/availability.rs reads from the discovery
+    // configs on Mosquitto.
     let regressions = regressions(events).await;
     stop_tx.send_replace(true);
     let (state_messages, offline) = availability.await.unwrap();

@@ -280,11 +280,13 @@ pub async fn retained_qos0(port: u16, filter: &str) -> Option<BTreeMap<String, M
         loop {
             match eventloop.poll().await.ok()? {
                 Event::Incoming(Packet::ConnAck(_)) => {
-                    client.subscribe(filter, QoS::AtMostOnce).await.ok()?;
-                    client.subscribe(&marker, QoS::AtMostOnce).await.ok()?;
+                    let both = [filter, marker.as_str()]
+                        .map(|f| rumqttc::SubscribeFilter::new(f.to_owned(), QoS::AtMostOnce));
+                    client.subscribe_many(both).await.ok()?;
                 }
                 Event::Incoming(Packet::SubAck(_)) => {
-                    // Sent after both: the marker comes back after them.
+                    // Both subscriptions are active: the marker comes back
+                    // after the retained messages queued for the filter.
                     let _ = client.try_publish(&marker, QoS::AtMostOnce, false, "sync");
                 }
                 Event::Incoming(Packet::Publish(p)) if p.topic == marker => return Some(out),
