@@ -57,6 +57,9 @@ const BIRTH_DELAY_MAX: Duration = Duration::from_secs(5);
 /// commits: 10,000 printers take 2 s rather than one burst.
 const BIRTH_SLICE: usize = 500;
 const BIRTH_PACE: Duration = Duration::from_millis(100);
+/// A republish slice the store refused is tried again after this long
+/// (the store reopens every second).
+const BIRTH_RETRY: Duration = Duration::from_secs(1);
 /// OctoEverywhere's snapshot URLs stop working after about 7 days; a URL
 /// this old is cleared (with its image entity) before Home Assistant keeps
 /// fetching a dead link.

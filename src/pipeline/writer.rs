@@ -16,8 +16,8 @@ use tracing::{error, warn};
 use super::counters::Counters;
 use super::table::{Printers, Removal, Undo};
 use super::{
-    Answer, BATCH, BIRTH_PACE, BIRTH_SLICE, BUSY, Job, LINGER, REMOVAL_GRACE, Receipt, Rejected,
-    SNAPSHOT_URL_SWEEP, TableChange, birth_delay,
+    Answer, BATCH, BIRTH_PACE, BIRTH_RETRY, BIRTH_SLICE, BUSY, Job, LINGER, REMOVAL_GRACE, Receipt,
+    Rejected, SNAPSHOT_URL_SWEEP, TableChange, birth_delay,
 };
 use crate::event::Event;
 use crate::event::now_ms;
@@ -126,10 +126,15 @@ impl Writer {
                     } else {
                         self.table().birth_slice(from.as_deref(), BIRTH_SLICE)
                     };
-                    if !messages.is_empty() {
-                        let _ = self.commit(vec![(messages, false)]).await;
-                    }
-                    birth = next.map(|n| (Instant::now() + BIRTH_PACE, Some(n), values));
+                    let stored =
+                        messages.is_empty() || self.commit(vec![(messages, false)]).await.is_ok();
+                    birth = if stored {
+                        next.map(|n| (Instant::now() + BIRTH_PACE, Some(n), values))
+                    } else {
+                        // The store failed (a full disk): this slice again
+                        // once it may have recovered.
+                        Some((Instant::now() + BIRTH_RETRY, from, values))
+                    };
                 }
             }
         }
