@@ -154,6 +154,7 @@ pub struct Pipeline {
     printers: Arc<RwLock<Printers>>,
     changes: broadcast::Sender<TableChange>,
     snapshots_dropped: Arc<AtomicU64>,
+    republishing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Everything the writer starts with.
@@ -184,7 +185,9 @@ impl Pipeline {
         let printers = Arc::new(RwLock::new(start.printers));
         let (changes, _) = broadcast::channel(CHANGES);
         let snapshots_dropped = Arc::new(AtomicU64::new(0));
+        let republishing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = Writer {
+            republishing: republishing.clone(),
             counters,
             committed: None,
             max_packet: start.max_packet,
@@ -204,7 +207,15 @@ impl Pipeline {
             printers,
             changes,
             snapshots_dropped,
+            republishing,
         }
+    }
+
+    /// True while configs (and values) are being published again after a
+    /// Home Assistant birth or for a broker that lost them: not all of
+    /// them are in the outbox yet.
+    pub fn republishing(&self) -> bool {
+        self.republishing.load(Ordering::Relaxed)
     }
 
     /// Accepts one event; returns the printer's slug once the event is

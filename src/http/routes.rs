@@ -118,6 +118,7 @@ fn readyz(shared: &Shared) -> Reply {
             "broker": if connected { "connected" } else { "disconnected" },
             "broker_url": shared.health.broker(),
             "outbox_depth": depth,
+            "republishing": shared.pipeline.republishing(),
             "max_events": max,
             "oldest_age_secs": oldest_age_secs,
             "storage": fault.unwrap_or_else(|| "ok".into()),

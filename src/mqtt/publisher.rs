@@ -36,6 +36,11 @@ pub enum Republish {
     /// without persistence and lost its retained messages, so every config
     /// and every retained value.
     Lost,
+    /// A reconnect found our session: the broker may still have lost the
+    /// last values it acknowledged (a crash before it saved them), so each
+    /// printer's next webhook sends all of its values, not only the
+    /// changed ones.
+    Reconnected,
 }
 
 /// Counters and gauges other parts of the bridge read.

@@ -263,6 +263,15 @@ impl Printers {
         self.webhooks = count;
     }
 
+    /// Makes each printer's next webhook publish all of its values: the
+    /// broker may have lost some it acknowledged (see
+    /// [`crate::mqtt::publisher::Republish::Reconnected`]).
+    pub fn forget_held(&mut self) {
+        for state in self.states.values_mut() {
+            state.latest.forget_held();
+        }
+    }
+
     /// Adds the printer with this id if it is not in the table yet (a
     /// printer with an `app_token` gets its device before its first
     /// webhook); returns its slug.

@@ -35,6 +35,8 @@ pub(super) struct Writer {
     pub(super) max_packet: usize,
     pub(super) snapshots: Snapshots,
     pub(super) snapshots_dropped: Arc<AtomicU64>,
+    /// Set while a republish has slices left ([`super::Pipeline::republishing`]).
+    pub(super) republishing: Arc<std::sync::atomic::AtomicBool>,
     pub(super) changes: broadcast::Sender<TableChange>,
     pub(super) topics: Topics,
     pub(super) outbox: Outbox,
@@ -88,6 +90,7 @@ impl Writer {
         let mut sweep = tokio::time::interval(SNAPSHOT_URL_SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.republishing.store(birth.is_some(), Ordering::Relaxed);
             let due = birth.as_ref().map_or_else(Instant::now, |(at, _, _)| *at);
             let counters = self.counters.due(self.webhooks());
             tokio::select! {
@@ -116,6 +119,7 @@ impl Writer {
                         birth = Some((Instant::now() + birth_delay(), None, values));
                     }
                     Some(Republish::Lost) => birth = Some((Instant::now(), None, true)),
+                    Some(Republish::Reconnected) => self.table().forget_held(),
                     None => births_open = false,
                 },
                 _ = sweep.tick() => self.expire_snapshot_urls().await,

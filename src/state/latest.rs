@@ -67,6 +67,12 @@ impl Latest {
             && self.values.get(start..end) == Some(&change.payload[..])
     }
 
+    /// Forgets which values the broker holds (they stay readable): the
+    /// next change of each field is published even when it is equal.
+    pub fn forget_held(&mut self) {
+        self.known = 0;
+    }
+
     /// Takes back one retained value read from the broker at start.
     pub fn restore(&mut self, leaf: &str, payload: &[u8]) {
         if let Some(field) = Field::ALL.into_iter().find(|f| f.leaf() == leaf) {
@@ -176,6 +182,23 @@ mod tests {
         let last = r.latest.last_event.unwrap();
         assert_eq!(last.event, "paused");
         assert_eq!(last.received_at.unix_timestamp(), 1_795_428_295);
+    }
+
+    #[test]
+    fn forgotten_values_are_published_again_but_still_shown() {
+        let mut latest = Latest::default();
+        let change = Change {
+            field: Field::File,
+            payload: bytes::Bytes::from_static(b"cube.gcode"),
+        };
+        assert!(!latest.holds(&change), "never published");
+        latest.set(Field::File, b"cube.gcode");
+        assert!(latest.holds(&change));
+        latest.forget_held();
+        assert!(!latest.holds(&change), "the broker may have lost it");
+        assert_eq!(latest.text(Field::File), Some("cube.gcode"));
+        latest.set(Field::File, b"cube.gcode");
+        assert!(latest.holds(&change), "held again once published");
     }
 
     proptest::proptest! {

@@ -37,7 +37,8 @@ pub async fn drained(addr: SocketAddr) -> Result<(), String> {
     let deadline = Instant::now() + DELIVERY;
     loop {
         let ready = request(addr, "GET", "/readyz", &[], Vec::new()).await;
-        if ready.status == 200 && ready.json()["outbox_depth"] == 0 {
+        let json = ready.json();
+        if ready.status == 200 && json["outbox_depth"] == 0 && json["republishing"] == false {
             return Ok(());
         }
         if Instant::now() > deadline {

@@ -283,6 +283,8 @@ impl Task {
                             "MQTT broker lost our session (restarted without persistence?); publishing every retained value and config again"
                         );
                         let _ = self.births.send(Republish::Lost);
+                    } else {
+                        let _ = self.births.send(Republish::Reconnected);
                     }
                 }
                 self.ever_connected = true;
