@@ -70,13 +70,21 @@ impl Nats {
             .map(|(i, &(port, route, mqtt))| {
                 let dir = tempfile::tempdir().unwrap();
                 let store = dir.path().join("js");
+                // One node alone runs without a cluster block: clustered
+                // JetStream waits for peers that would never come.
+                let cluster = if n > 1 {
+                    format!(
+                        "cluster {{ name: p2m, listen: \"127.0.0.1:{route}\", routes: [{}] }}\n",
+                        routes.join(", ")
+                    )
+                } else {
+                    String::new()
+                };
                 let conf = format!(
                     "server_name: n{i}\nlisten: \"127.0.0.1:{port}\"\n\
-                     jetstream {{ store_dir: \"{}\" }}\n\
-                     cluster {{ name: p2m, listen: \"127.0.0.1:{route}\", routes: [{}] }}\n\
+                     jetstream {{ store_dir: \"{}\" }}\n{cluster}\
                      mqtt {{ listen: \"127.0.0.1:{mqtt}\" }}\n",
                     store.display(),
-                    routes.join(", ")
                 );
                 let path = dir.path().join("nats.conf");
                 std::fs::write(&path, conf).unwrap();
@@ -150,6 +158,11 @@ impl Bridge {
     /// Starts `name` publishing to the NATS MQTT listener `mqtt`, its data
     /// in `data`; returns once it listens.
     fn start(nats: &Nats, mqtt: u16, name: &str, data: &Path) -> Bridge {
+        Bridge::start_with(nats, mqtt, name, data, &[])
+    }
+
+    /// [`Bridge::start`] with more environment variables.
+    fn start_with(nats: &Nats, mqtt: u16, name: &str, data: &Path, env: &[(&str, &str)]) -> Bridge {
         let http = free_port();
         std::fs::create_dir_all(data).unwrap();
         let log = data.join(format!("{name}-{}.log", ulid::Ulid::generate()));
@@ -164,6 +177,7 @@ impl Bridge {
             .env("PRINT2MQTT_AUTH__SECRET", SECRET)
             .env("PRINT2MQTT_STORAGE__DATA_DIR", data)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -395,4 +409,34 @@ async fn wait_ready(addr: SocketAddr) -> serde_json::Value {
         assert!(Instant::now() < deadline, "not ready: {}", ready.body);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_nats_webhooks_get_503_and_readyz_says_why() {
+    let Some(bin) = nats_server() else { return };
+    let mut nats = Nats::start(&bin, 1);
+    let data = common::data_dir();
+    let one = [("PRINT2MQTT_NATS__REPLICAS", "1")];
+    let b1 = Bridge::start_with(&nats, nats.nodes[0].mqtt, "b1", &data, &one);
+    let hooks = hooks(1, 0, 2, 5);
+    let first: BTreeMap<String, Vec<Hook>> = hooks
+        .iter()
+        .map(|(p, h)| (p.clone(), h[..1].to_vec()))
+        .collect();
+    assert!(
+        send(&first, &[b1.addr()], false)
+            .await
+            .values()
+            .all(|m| m.len() == 1)
+    );
+
+    nats.kill(0);
+    let hook = &hooks.values().next().unwrap()[1];
+    match post(b1.addr(), hook).await {
+        Answer::Status(503, why) => assert!(why.contains("NATS cluster"), "{why}"),
+        other => panic!("expected 503, got {other:?}"),
+    }
+    let ready = common::request(b1.addr(), "GET", "/readyz", &[], Vec::new()).await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert_eq!(ready.json()["nats"], "NATS disconnected");
 }

@@ -487,3 +487,31 @@ fn a_snapshot_url_is_cleared_with_its_image_before_it_expires() {
     assert_eq!(device["cmps"]["snapshot"]["platform"], "image");
     assert!(!p.url_cleared("oe"));
 }
+
+#[test]
+fn a_replaced_state_renders_what_the_table_that_saw_the_events_renders() {
+    // One table sees both events; another gets only the first one's
+    // retained values (the clustered mode's shared state), then the second.
+    let mut seen = Printers::from_config(&config());
+    let (slug, first) = seen.accept(&topics(), &event("E3", Some("Ender")));
+    let mut second = event("E3", Some("Ender"));
+    second.event = EventKind::Paused;
+    second.progress = Some(40);
+    let (_, want) = seen.accept(&topics(), &second);
+
+    let mut other = Printers::from_config(&config());
+    let retained: Vec<(&str, &[u8])> = first
+        .iter()
+        .filter(|m| m.retain && m.topic.starts_with("print2mqtt/e3/"))
+        .map(|m| (m.topic.as_str(), &m.payload[..]))
+        .collect();
+    other.replace(&topics(), &slug, retained);
+    // Its configs went out with the first event, from another bridge.
+    other.published = seen.published.clone();
+    other.set_webhooks(1);
+    let (_, got) = other.accept(&topics(), &second);
+    assert_eq!(got, want);
+
+    other.replace(&topics(), &slug, []);
+    assert!(!other.contains(&slug));
+}
