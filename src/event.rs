@@ -229,7 +229,8 @@ impl Status {
     }
 }
 
-/// Which dialect the webhook came in.
+/// Who sent the webhook, i.e. which dialect it came in: an opaque name
+/// here. What differs per sender lives in `ingest::dialects`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
@@ -238,6 +239,9 @@ pub enum Source {
 }
 
 impl Source {
+    /// Every source, in declaration order.
+    pub const ALL: [Source; 2] = [Source::OctoEverywhere, Source::OctoPrint];
+
     /// The published name, as in the event's `source` field.
     pub fn name(self) -> &'static str {
         match self {
@@ -245,12 +249,18 @@ impl Source {
             Source::OctoPrint => "octoprint",
         }
     }
+
+    /// Looks a source up by its published name.
+    pub fn from_name(name: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.name() == name)
+    }
 }
 
 /// One accepted webhook, normalized. Serializes to the `last_event` JSON.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     pub event: EventKind,
+    /// The sender's own numeric code for the event, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<i64>,
     /// The sender's own name for the event when it is `custom` or `unknown`.
@@ -283,10 +293,12 @@ pub struct Event {
     pub total_layers: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The sender's machine-readable code for `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform_error_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_url: Option<String>,
+    /// A web page that shows the printer (the device link in Home Assistant).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quickview_url: Option<String>,
     #[serde(serialize_with = "rfc3339")]
@@ -296,6 +308,11 @@ pub struct Event {
     /// JPEG bytes from a multipart webhook; published on its own topic.
     #[serde(skip)]
     pub snapshot: Option<Bytes>,
+    /// The sender reports progress as milestones that can repeat or arrive
+    /// late: within one print, progress never moves backwards. When false,
+    /// progress is measured and published as sent.
+    #[serde(skip)]
+    pub progress_monotonic: bool,
 }
 
 /// When and as what a webhook was received: the inputs a parser needs that
@@ -343,6 +360,7 @@ impl Event {
             received_at: rx.at,
             id: rx.id,
             snapshot: None,
+            progress_monotonic: false,
         }
     }
 

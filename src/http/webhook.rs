@@ -114,10 +114,7 @@ pub async fn handle(
         Err(e) => return rejected(shared, &seen, e.status(), &e.to_string()),
     };
     let event = parsed.event;
-    let dialect = dialect.unwrap_or(match event.source {
-        crate::event::Source::OctoEverywhere => Dialect::OctoEverywhere,
-        crate::event::Source::OctoPrint => Dialect::OctoPrint,
-    });
+    let dialect = dialect.unwrap_or(event.source);
     let printer_slug = slugify(&event.printer_id);
     seen.dialect = Some(dialect.name());
     seen.printer = Some(&printer_slug);
