@@ -399,7 +399,7 @@ fn configuration_page_documents_every_key_of_the_config_struct() {
     let wrong = mismatches(&keys, &rows);
     assert!(
         wrong.is_empty(),
-        "docs/configuration.md and src/config.rs disagree:\n{}",
+        "docs/configuration.md and src/config/ disagree:\n{}",
         wrong.join("\n")
     );
 }
