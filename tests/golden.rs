@@ -1,9 +1,10 @@
 //! Golden files: every discovery payload of a fixed printer and the bridge,
-//! per entity one file per platform under tests/golden/, and the two
-//! device-based configs in tests/golden/device.json, compared exactly.
+//! per entity one insta snapshot per platform under tests/golden/, and the
+//! two device-based configs in tests/golden/device.snap, compared exactly.
 //!
-//! After an intended change, regenerate with
-//! `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff.
+//! After an intended change, run `cargo insta test --test golden` and
+//! review with `cargo insta review` (docs/development.md#snapshots). Under
+//! `CI=true` a missing or changed snapshot fails.
 
 use std::path::PathBuf;
 
@@ -71,27 +72,15 @@ fn platform_of(component: &str) -> &'static print2mqtt::homeassistant::Platform 
         .expect("platform in the table")
 }
 
+/// Compares the platform's configs with tests/golden/<component>.snap.
 fn check(component: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(format!("{component}.json"));
-    let got = render(component);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &got).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run UPDATE_GOLDEN=1 cargo test --test golden",
-            path.display()
-        )
+    insta::with_settings!({
+        snapshot_path => "golden",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(component, render(component));
     });
-    assert!(
-        got == want,
-        "{component} discovery differs from {}; if intended, run \
-         UPDATE_GOLDEN=1 cargo test --test golden and review the diff\n--- got\n{got}",
-        path.display()
-    );
 }
 
 #[test]
@@ -126,13 +115,10 @@ fn device() {
 
 #[test]
 fn every_platform_has_a_golden_file() {
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        return; // being written right now
-    }
     for p in &PLATFORMS {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("tests/golden")
-            .join(format!("{}.json", p.component));
+            .join(format!("{}.snap", p.component));
         assert!(path.is_file(), "{} has no golden file", p.component);
     }
 }
