@@ -9,30 +9,19 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::browser::{self, Browser};
 use common::*;
 use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use hyper_util::rt::TokioIo;
 use print2mqtt::app;
 use serde_json::{Value, json};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const INGRESS: &str = "/api/hassio_ingress/t0k3n-ABC";
-
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Chromedriver's legacy log endpoint: the browser's console and the
 /// DevTools network events (performance log).
@@ -216,20 +205,13 @@ fn only_network_requests_are_judged() {
     }
 }
 
-/// Under CI (`CI` set, as GitHub Actions and .ci/run do) a missing browser
-/// is a failure: the test must run there. Elsewhere it is skipped loudly.
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
 #[tokio::test]
 async fn page_live_updates_test_button_and_no_other_hosts() {
-    if !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(CHROMEDRIVER).exists() {
-        let missing = format!(
-            "{CHROMIUM} or {CHROMEDRIVER} is missing; install Debian's chromium and chromium-driver (scripts/test.sh does)"
-        );
+    // Under CI a missing browser is a failure: the test must run there.
+    // Elsewhere it is skipped loudly.
+    if let Some(missing) = browser::missing() {
         assert!(
-            !ci(),
+            !browser::ci(),
             "{missing}: the browser test cannot be skipped under CI"
         );
         eprintln!("\n!!!!!!!! SKIPPED: {missing} !!!!!!!!\n");
@@ -241,38 +223,12 @@ async fn page_live_updates_test_button_and_no_other_hosts() {
     let addr = bridge.http_addr();
     let proxy = ingress_proxy(addr).await;
 
-    let port = free_port();
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let _driver = Driver(
-        Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .expect("chromedriver starts"),
-    );
-    wait_until("chromedriver listening", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    let profile = tempfile::tempdir().unwrap();
-    let caps = json!({
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", format!("--user-data-dir={}", profile.path().display()),
-            ],
-        },
-        "goog:loggingPrefs": { "performance": "ALL", "browser": "ALL" },
-    });
-    let caps = caps.as_object().unwrap().clone();
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let c = ClientBuilder::new(connector)
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a Chromium session");
+    let browser = Browser::start(
+        &[],
+        json!({ "goog:loggingPrefs": { "performance": "ALL", "browser": "ALL" } }),
+    )
+    .await;
+    let c = browser.client.clone();
 
     round(&c, addr, &format!("http://{addr}/"), "direct").await;
     round(&c, addr, &format!("http://{proxy}{INGRESS}/"), "ingress").await;

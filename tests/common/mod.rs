@@ -2,6 +2,7 @@
 //! MQTT subscriber, an HTTP client, and the bridge started in-process.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod checker;
 pub mod fake_oe;
 pub mod pki;
