@@ -20,6 +20,7 @@ use super::topics::Topics;
 use crate::metrics::PublishLatency;
 use crate::outbox::{Outbox, Pending, Record};
 
+mod link;
 mod task;
 
 /// Time to publish `offline` and disconnect once the grace period is over.
