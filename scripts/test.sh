@@ -7,10 +7,10 @@
 #     1883, where the quick start's embedded broker listens: when this script
 #     installed it, it stops and disables that service again.
 #   - curl and jq: examples/curl.sh is run against a real bridge.
-#   - chromium and chromium-driver: tests/browser.rs drives the status page
+#   - chromium and chromium-driver: tests/it/browser.rs drives the status page
 #     in headless Chromium.
 # Installing needs root: run it as root or as a user with sudo. Arguments go
-# to `cargo test` (e.g. `bash scripts/test.sh --test browser`).
+# to `cargo test` (e.g. `bash scripts/test.sh --test it browser::`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -3,11 +3,9 @@
 //! Mosquitto, on `/webhook` and on `/webhook/octoprint`: each answer is 200
 //! and after each request the retained topics are exactly the print's state.
 
-mod common;
-#[path = "octoprint/expected.rs"]
-mod expected;
-#[path = "octoprint/recording.rs"]
-mod recording;
+use crate::common;
+use crate::expected;
+use crate::recording;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! `http.admin_token` is empty; Bearer or the login cookie once it is set),
 //! and the page under a Home Assistant ingress prefix, against a real bridge.
 
-mod common;
+use crate::common;
 
 use common::*;
 use print2mqtt::app;

@@ -1,6 +1,6 @@
 //! Start, restart, broker outages and the embedded broker.
 
-mod common;
+use crate::common;
 
 use common::*;
 use print2mqtt::app;

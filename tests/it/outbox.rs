@@ -1,7 +1,7 @@
 //! The durable outbox against a real Mosquitto that the tests stop and
 //! start, and a bridge process they kill: no accepted webhook is ever lost.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;

@@ -1,9 +1,9 @@
 //! The status page's JSON API against a real bridge and a real Mosquitto:
 //! printers, one printer, snapshots, the webhook log, health, setup, the
 //! test button through to the broker's PUBACK and the live stream. No
-//! answer ever carries a secret. Access rules: tests/status_access.rs.
+//! answer ever carries a secret. Access rules: tests/it/status_access.rs.
 
-mod common;
+use crate::common;
 
 use common::sse::Sse;
 use common::*;

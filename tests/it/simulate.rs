@@ -2,7 +2,7 @@
 //! Mosquitto: a whole print arrives in MQTT and in Home Assistant
 //! discovery, in order, for both dialects; refusals stop it with status 1.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};

@@ -3,12 +3,9 @@
 //! are dropped without failing the webhook, and the plugin's GET, form
 //! bodies and every way of sending the secret work.
 
-mod common;
-#[path = "octoprint/expected.rs"]
-#[allow(dead_code)]
-mod expected;
-#[path = "octoprint/recording.rs"]
-mod recording;
+use crate::common;
+use crate::expected;
+use crate::recording;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! publishes to Mosquitto over `mqtts://` trusting `mqtt.ca_file` (with and
 //! without a client certificate), and its listener answers over HTTPS.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! case-folding rule for printer ids, every credential checked, the printer
 //! limit, answers that reach the sender, and the smaller fixes.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 

@@ -75,7 +75,7 @@ fn platform_of(component: &str) -> &'static print2mqtt::homeassistant::Platform 
 /// Compares the platform's configs with tests/golden/<component>.snap.
 fn check(component: &str) {
     insta::with_settings!({
-        snapshot_path => "golden",
+        snapshot_path => "../golden",
         prepend_module_to_snapshot => false,
         omit_expression => true,
     }, {

@@ -4,7 +4,7 @@
 //! and CLI), the migration of the current release's per-entity configs and
 //! two bridges on one broker.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

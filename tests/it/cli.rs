@@ -1,6 +1,6 @@
 //! The `print2mqtt` binary: check-config, exit codes, signals, last will.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output, Stdio};
 

@@ -4,7 +4,7 @@
 //! (scripts/check-packaging.sh adds hadolint, `docker-compose config` and a
 //! release build of the Dockerfile's own build command.)
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

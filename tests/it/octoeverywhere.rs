@@ -1,7 +1,7 @@
 //! Every OctoEverywhere sample through the real bridge into a real Mosquitto:
 //! exact topics, payloads and retain flags.
 
-mod common;
+use crate::common;
 
 use common::*;
 use print2mqtt::app;

@@ -2,7 +2,7 @@
 //! do not keep a webhook out, a full connection table makes room by closing
 //! its longest-idle connection, and idle keep-alive connections are closed.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! OctoEverywhere API, the configuration rules of App Connection, and a
 //! bridge process that registers without ever logging its secret.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Output, Stdio};

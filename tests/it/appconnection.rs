@@ -3,7 +3,7 @@
 //! registered at start, that the registered callback reaches the bridge, and
 //! each documented answer.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! those credentials, the embedded broker when the Supervisor has none, and
 //! the ingress listener.
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpStream};

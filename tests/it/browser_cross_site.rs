@@ -13,7 +13,7 @@
 //! Without
 //! Chromium the test fails: it cannot prove anything by being skipped.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

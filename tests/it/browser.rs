@@ -6,7 +6,7 @@
 //! and through a Home Assistant-style ingress proxy under a path prefix
 //! with `X-Ingress-Path`.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

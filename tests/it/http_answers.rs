@@ -1,7 +1,7 @@
 //! HTTP answers and authentication against the real server: every rejected
 //! request gets the contract's status and publishes nothing at all.
 
-mod common;
+use crate::common;
 
 use common::*;
 use print2mqtt::app;

@@ -4,7 +4,7 @@
 //! problem and publishes nothing; every accepted hostile value is published
 //! sanitised under its own printer's topics; the bridge stays healthy.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

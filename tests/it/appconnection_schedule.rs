@@ -3,7 +3,7 @@
 //! exponential backoff with jitter for temporary failures (network included),
 //! and no call ever again after a permanent one.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! unit's settings are a valid configuration, and examples/curl.sh gets a
 //! 200 for every sample from a real bridge.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

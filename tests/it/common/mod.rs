@@ -1,17 +1,22 @@
 //! Test harness: a real Mosquitto per test on a free loopback port, a real
 //! MQTT subscriber, an HTTP client, and the bridge started in-process.
-#![allow(dead_code)]
 
 pub mod browser;
+#[allow(dead_code)] // used by the faults and delivery crates
 pub mod checker;
 pub mod fake_oe;
 pub mod pki;
+#[allow(dead_code)] // used by the faults and delivery crates
 pub mod proxy;
 pub mod raw;
+#[allow(dead_code)] // used by the faults and delivery crates
 pub mod reference;
+#[allow(dead_code)] // used by the faults and delivery crates
 pub mod schedule;
 pub mod sse;
+#[allow(dead_code)] // used by the faults and delivery crates
 pub mod tmpfs;
+#[allow(dead_code)] // used by the faults and delivery crates
 pub mod webhooks;
 
 use std::collections::BTreeMap;
@@ -71,6 +76,7 @@ impl Mosquitto {
 
     /// [`Mosquitto::start_persistent`] with more configuration lines (e.g.
     /// `max_packet_size 1048576`).
+    #[allow(dead_code)] // used by the faults and delivery crates
     pub fn start_persistent_with(extra: &str) -> Mosquitto {
         let mut m = Mosquitto {
             port: free_port(),
@@ -250,6 +256,7 @@ impl Subscriber {
     }
 
     /// The next message, or `None` when none arrives within `within`.
+    #[allow(dead_code)] // used by the faults and delivery crates
     pub async fn try_next(&mut self, within: Duration) -> Option<Msg> {
         tokio::time::timeout(within, self.rx.recv())
             .await
@@ -567,11 +574,13 @@ impl Process {
     }
 
     /// The process id (to signal it from another task).
+    #[allow(dead_code)] // used by the faults and delivery crates
     pub fn id(&self) -> u32 {
         self.child.id()
     }
 
     /// The file it logs to.
+    #[allow(dead_code)] // used by the faults and delivery crates
     pub fn log_path(&self) -> &Path {
         &self.log
     }
@@ -586,6 +595,7 @@ impl Process {
     }
 
     /// What the process logged so far.
+    #[allow(dead_code)] // used by the faults and delivery crates
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

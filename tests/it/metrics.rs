@@ -2,7 +2,7 @@
 //! parses with a Prometheus text-format parser, and its counters equal the
 //! webhooks sent, by dialect and answer, and the events by kind.
 
-mod common;
+use crate::common;
 
 use common::*;
 use print2mqtt::app;
