@@ -95,80 +95,16 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     }
     let next_seq = pending.last.map_or(0, |seq| seq + 1);
 
-    let configured = BrokerUrl::parse(&config.mqtt.url).map_err(anyhow::Error::msg)?;
-    // As a Home Assistant add-on, an empty mqtt.url means the Supervisor's broker.
-    let configured = match configured {
-        Some(url) => Some(url),
-        None => supervisor::broker(&config).await,
-    };
-    let embedded_broker = configured.is_none();
+    let (url, embedded_broker) = broker(&config).await?;
     let max_packet = mqtt::max_packet(&config, embedded_broker);
-    let url = match configured {
-        Some(url) => url,
-        None => {
-            embedded::start(config.broker.listen)?;
-            let addr = embedded::connect_addr(config.broker.listen);
-            BrokerUrl {
-                tls: false,
-                host: addr.ip().to_string(),
-                port: addr.port(),
-                username: None,
-                password: None,
-            }
-        }
-    };
 
-    let mut printers = Printers::from_config(&config);
     let reader = || {
         let id = format!("{}-restore-{}", config.mqtt.client_id, Ulid::generate());
         mqtt::options(&config, &url, &id, Role::Reader)
     };
     let snapshots = Snapshots::new(&config.storage.data_dir);
-    let state_filter = [topics.all_printers()];
-    let state = restore::for_each_retained(
-        reader()?,
-        &topics,
-        &state_filter,
-        RESTORE_TIMEOUT,
-        |topic, payload| {
-            keep_snapshot(&snapshots, &topics, &topic, &payload);
-            printers.restore_one(&topics, &topic, &payload);
-        },
-    );
-    let mut reachable = true;
-    match state.await {
-        Ok(()) => printers.restored(),
-        Err(e) => {
-            reachable = false;
-            warn!(error = %e, "Could not read retained state from the broker; starting without it")
-        }
-    }
-    // Undelivered records are what the broker will hold once delivered.
-    {
-        let outbox = outbox.clone();
-        let mut table = printers;
-        let topics = topics.clone();
-        let snapshots = snapshots.clone();
-        printers = tokio::task::spawn_blocking(move || {
-            outbox.for_each_pending(|record| {
-                for (topic, payload) in retained_of(record) {
-                    keep_snapshot(&snapshots, &topics, topic, payload);
-                    table.restore_one(&topics, topic, payload);
-                }
-            })?;
-            table.restored();
-            anyhow::Ok(table)
-        })
-        .await??;
-    }
-    // A printer with an app_token is a device before its first webhook.
-    for (id, _) in config
-        .printers
-        .iter()
-        .filter(|(_, p)| !p.app_token.is_empty())
-    {
-        printers.ensure(id);
-    }
+    let (mut printers, reachable) =
+        restore_printers(&config, &topics, reader()?, &outbox, &snapshots).await?;
     info!(printers = printers.states.len(), "Restored printer state");
     // Ahead of any webhook: the version and the configs the broker does not
     // hold as they are. With many printers (10,000: 350,000 configs) the
@@ -219,18 +155,8 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         snapshots,
     });
 
-    let listener = http::bind(&config.http)
-        .await
-        .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+    let (listener, ingress) = listen(&config).await?;
     let http_addr = listener.local_addr()?;
-    let ingress = match config.http.ingress_addr()? {
-        Some(addr) => Some(
-            http::bind_plain(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (http.ingress_listen)"))?,
-        ),
-        None => None,
-    };
     let ingress_addr = ingress.as_ref().map(|l| l.local_addr()).transpose()?;
     info!(%http_addr, broker = %format!("{}:{}", url.host, url.port), "Listening for webhooks");
 
@@ -288,6 +214,106 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         shutdown,
         task,
     })
+}
+
+/// The broker to publish to: `mqtt.url`, else (as a Home Assistant add-on)
+/// the Supervisor's, else the embedded one, started here. True when it is
+/// the embedded one.
+async fn broker(config: &Config) -> anyhow::Result<(BrokerUrl, bool)> {
+    let configured = BrokerUrl::parse(&config.mqtt.url).map_err(anyhow::Error::msg)?;
+    let configured = match configured {
+        Some(url) => Some(url),
+        None => supervisor::broker(config).await,
+    };
+    if let Some(url) = configured {
+        return Ok((url, false));
+    }
+    embedded::start(config.broker.listen)?;
+    let addr = embedded::connect_addr(config.broker.listen);
+    let url = BrokerUrl {
+        tls: false,
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        username: None,
+        password: None,
+    };
+    Ok((url, true))
+}
+
+/// The printer table at start: the configured printers, the broker's
+/// retained state (read with `reader`), what the undelivered records will
+/// set, and every printer with an `app_token`. Also whether the broker
+/// answered.
+async fn restore_printers(
+    config: &Config,
+    topics: &Topics,
+    reader: rumqttc::MqttOptions,
+    outbox: &Outbox,
+    snapshots: &Snapshots,
+) -> anyhow::Result<(Printers, bool)> {
+    let mut printers = Printers::from_config(config);
+    let state_filter = [topics.all_printers()];
+    let state = restore::for_each_retained(
+        reader,
+        topics,
+        &state_filter,
+        RESTORE_TIMEOUT,
+        |topic, payload| {
+            keep_snapshot(snapshots, topics, &topic, &payload);
+            printers.restore_one(topics, &topic, &payload);
+        },
+    );
+    let mut reachable = true;
+    match state.await {
+        Ok(()) => printers.restored(),
+        Err(e) => {
+            reachable = false;
+            warn!(error = %e, "Could not read retained state from the broker; starting without it")
+        }
+    }
+    // Undelivered records are what the broker will hold once delivered.
+    {
+        let outbox = outbox.clone();
+        let mut table = printers;
+        let topics = topics.clone();
+        let snapshots = snapshots.clone();
+        printers = tokio::task::spawn_blocking(move || {
+            outbox.for_each_pending(|record| {
+                for (topic, payload) in retained_of(record) {
+                    keep_snapshot(&snapshots, &topics, topic, payload);
+                    table.restore_one(&topics, topic, payload);
+                }
+            })?;
+            table.restored();
+            anyhow::Ok(table)
+        })
+        .await??;
+    }
+    // A printer with an app_token is a device before its first webhook.
+    for (id, _) in config
+        .printers
+        .iter()
+        .filter(|(_, p)| !p.app_token.is_empty())
+    {
+        printers.ensure(id);
+    }
+    Ok((printers, reachable))
+}
+
+/// Binds the webhook listener and, when configured, the ingress one.
+async fn listen(config: &Config) -> anyhow::Result<(http::Listener, Option<http::Listener>)> {
+    let listener = http::bind(&config.http)
+        .await
+        .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+    let ingress = match config.http.ingress_addr()? {
+        Some(addr) => Some(
+            http::bind_plain(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (http.ingress_listen)"))?,
+        ),
+        None => None,
+    };
+    Ok((listener, ingress))
 }
 
 /// Compares the broker's retained discovery configs with the table's as
