@@ -2,7 +2,7 @@
 //! per entity one insta snapshot per platform under tests/golden/, and the
 //! two device-based configs in tests/golden/device.snap, compared exactly.
 //!
-//! After an intended change, run `cargo insta test --test golden` and
+//! After an intended change, run `cargo test --test it golden::` and
 //! review with `cargo insta review` (docs/development.md#snapshots). Under
 //! `CI=true` a missing or changed snapshot fails.
 
