@@ -30,7 +30,7 @@ pub use homeassistant::{DiscoveryMode, HomeAssistant};
 pub use http::Http;
 use load::{figment, from_figment};
 pub use mqtt::Mqtt;
-pub use printers::{Auth, OctoEverywhere, Printer};
+pub use printers::{Auth, EventFilter, OctoEverywhere, Printer};
 pub use secret::Secret;
 use secret::text;
 pub use storage::{Broker, Storage};

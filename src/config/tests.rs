@@ -2,6 +2,7 @@
 #![allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
 
 use super::*;
+use crate::event::EventKind;
 
 #[test]
 fn defaults_match_the_design() {
@@ -69,8 +70,8 @@ fn layers_in_order_and_env_values_stay_text() {
         assert_eq!(c.storage.max_events, 5000);
         assert!(!c.homeassistant.discovery);
         assert_eq!(
-            c.printer("ABC-123").map(|p| p.events.clone()),
-            Some(vec!["started".to_owned(), "failed".to_owned()])
+            c.printer("ABC-123").map(|p| p.events.kinds().to_vec()),
+            Some(vec![EventKind::Started, EventKind::Failed])
         );
         assert_eq!(
             c.printer("ABC-123").map(|p| p.alias.as_str()),

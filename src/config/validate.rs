@@ -183,14 +183,12 @@ impl Config {
                         .into(),
                 );
             }
-            for name in &p.events {
-                if EventKind::from_name(name).is_none() {
-                    let all: Vec<_> = EventKind::ALL.iter().map(|k| k.name()).collect();
-                    bad(
-                        key("events"),
-                        format!("unknown event `{name}`; known: {}", all.join(", ")),
-                    );
-                }
+            for name in p.events.unknown() {
+                let all: Vec<_> = EventKind::ALL.iter().map(|k| k.name()).collect();
+                bad(
+                    key("events"),
+                    format!("unknown event `{name}`; known: {}", all.join(", ")),
+                );
             }
         }
     }

@@ -129,7 +129,7 @@ pub async fn handle(
 
     let kind = event.event;
     let filter = config.printer(&event.printer_id).map(|p| &p.events);
-    if filter.is_some_and(|events| !events.is_empty() && !events.iter().any(|e| e == kind.name())) {
+    if filter.is_some_and(|events| !events.allows(kind)) {
         info!(printer = %slugify(&event.printer_id), event = %kind, dialect = dialect.name(), status = 200, "Webhook filtered");
         shared.monitor.webhook(&Outcome {
             status: 200,

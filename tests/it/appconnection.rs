@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::fake_oe::{Answer, FakeOe};
 use common::*;
 use print2mqtt::app::{self, Bridge};
-use print2mqtt::config::{Config, Printer, Secret};
+use print2mqtt::config::{Config, EventFilter, Printer, Secret};
 use print2mqtt::octoeverywhere::AppState;
 use print2mqtt::octoeverywhere::api::SET_PATH;
 use serde_json::{Value, json};
@@ -32,7 +32,7 @@ fn bridge_config(broker: &Mosquitto, fake: &FakeOe) -> (Config, u16) {
         "OE-1".into(),
         Printer {
             app_token: Secret::new("token-one"),
-            events: vec!["started".into(), "complete".into(), "cancelled".into()],
+            events: EventFilter::from_names(["started", "complete", "cancelled"]),
             ..Printer::default()
         },
     );

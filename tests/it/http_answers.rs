@@ -5,7 +5,7 @@ use crate::common;
 
 use common::*;
 use print2mqtt::app;
-use print2mqtt::config::{Printer, Secret};
+use print2mqtt::config::{EventFilter, Printer, Secret};
 
 const SECRET: &str = "correct horse battery staple";
 
@@ -299,7 +299,7 @@ async fn filtered_events_are_answered_200_and_not_published() {
     cfg.printers.insert(
         "p".into(),
         Printer {
-            events: vec!["complete".into()],
+            events: EventFilter::from_names(["complete"]),
             ..Printer::default()
         },
     );
