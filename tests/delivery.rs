@@ -3,6 +3,8 @@
 //! left out or set aside without blocking anything behind them, the bridge
 //! does not storm the broker, and a full disk recovers without a restart.
 
+#[path = "it/common/mod.rs"]
+#[allow(dead_code)] // this crate uses part of the shared helpers
 mod common;
 #[path = "octoprint/expected.rs"]
 #[allow(dead_code)]

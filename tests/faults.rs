@@ -9,6 +9,8 @@
 //! `FAULTS_SEED` repeats a run, `FAULTS_KINDS=proxy,kill` narrows it
 //! (docs/reliability-testing.md).
 
+#[path = "it/common/mod.rs"]
+#[allow(dead_code)] // this crate uses part of the shared helpers
 mod common;
 #[path = "faults/disk.rs"]
 mod disk;

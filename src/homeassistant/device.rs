@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{Context, Feed, PrinterView};
 use crate::config::DiscoveryMode;
-use crate::event::Source;
+use crate::ingest::dialects;
 
 /// The origin's name in every config.
 const ORIGIN_NAME: &str = "print2mqtt";
@@ -15,16 +15,6 @@ const ORIGIN_NAME: &str = "print2mqtt";
 const SUPPORT_URL: &str = env!("CARGO_PKG_REPOSITORY");
 /// The bridge device's display name.
 const BRIDGE_NAME: &str = "print2mqtt bridge";
-
-/// Manufacturer and model per source: the device names where it is fed from.
-const SOURCES: [(Source, &str, &str); 2] = [
-    (
-        Source::OctoEverywhere,
-        "OctoEverywhere",
-        "OctoEverywhere notifications",
-    ),
-    (Source::OctoPrint, "OctoPrint", "OctoPrint-Webhooks"),
-];
 
 /// The `device` block: Home Assistant groups entities by its identifiers and
 /// needs its `name` in every config that carries it.
@@ -162,14 +152,15 @@ pub(super) struct Owner<'a> {
 impl<'a> Owner<'a> {
     /// A printer's device, hanging off the bridge device.
     pub fn printer(view: &'a PrinterView, ctx: &'a Context) -> Owner<'a> {
-        let source = SOURCES.iter().find(|(s, _, _)| Some(*s) == view.source);
+        // The device names what the printer is fed from.
+        let source = view.source.map(dialects::row);
         let node = ctx.discovery.node(&view.slug);
         Owner {
             device: Device {
                 identifiers: [node.clone()],
                 name: view.name.clone(),
-                manufacturer: source.map(|(_, m, _)| *m),
-                model: source.map(|(_, _, m)| *m),
+                manufacturer: source.map(|r| r.manufacturer),
+                model: source.map(|r| r.model),
                 sw_version: None,
                 via_device: Some(ctx.discovery.bridge_node()),
                 configuration_url: view.configuration_url.clone(),

@@ -15,7 +15,7 @@ use tracing::info;
 use super::reply::{self, Reply};
 use super::{Shared, setup};
 use crate::event::{Reception, Source, format_time};
-use crate::ingest::{self, Dialect, Webhook};
+use crate::ingest::{self, DIALECTS, Webhook, dialects};
 use crate::metrics::{self, Gauges};
 use crate::pipeline::Printers;
 use crate::state::{Field, PrinterState};
@@ -262,24 +262,24 @@ pub async fn test_event(shared: &Shared, req: Request<Incoming>) -> Reply {
         Err(e) => return reply::error(StatusCode::BAD_REQUEST, e),
     };
     let (printer_id, source) = match wanted {
-        None => (TEST_PRINTER.to_owned(), Source::OctoEverywhere),
+        None => (TEST_PRINTER.to_owned(), DIALECTS[0].dialect),
         Some(p) => {
             let table = read(shared);
             match find(&table, &p) {
                 Some((_, s)) => (
                     s.printer_id.clone(),
-                    s.source.unwrap_or(Source::OctoEverywhere),
+                    s.source.unwrap_or(DIALECTS[0].dialect),
                 ),
                 None => return not_found(&p),
             }
         }
     };
-    let (dialect, body) = test_body(&printer_id, source);
+    let body = (dialects::row(source).test_webhook)(&printer_id);
     let hook = Webhook {
         body: body.as_bytes(),
         content_type: Some("application/json"),
         query: &[],
-        dialect: Some(dialect),
+        dialect: Some(source),
         limits: super::limits::Limits::new(&shared.config.http).ingest(),
     };
     let event = match ingest::parse(&hook, Reception::now()) {
@@ -334,26 +334,6 @@ fn test_target(body: &Bytes) -> Result<Option<String>, &'static str> {
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
         Some(_) => Err("`printer` must be a string"),
-    }
-}
-
-/// The test webhook the printer's own sender would send.
-fn test_body(printer_id: &str, source: Source) -> (Dialect, String) {
-    match source {
-        Source::OctoEverywhere => (
-            Dialect::OctoEverywhere,
-            json!({ "EventType": 16, "PrinterId": printer_id }).to_string(),
-        ),
-        Source::OctoPrint => (
-            Dialect::OctoPrint,
-            json!({
-                "deviceIdentifier": printer_id,
-                "topic": "Print Done",
-                "message": "Test event from the print2mqtt status page",
-                "extra": { "popup": true, "hook_index": 0 },
-            })
-            .to_string(),
-        ),
     }
 }
 

@@ -16,6 +16,8 @@ mod routes;
 mod setup;
 mod sse;
 mod status;
+#[cfg(test)]
+mod test_support;
 mod webhook;
 
 use std::net::SocketAddr;

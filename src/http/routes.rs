@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::reply::{self, Reply};
 use super::{Shared, access, appconnection, status, webhook};
-use crate::ingest::Dialect;
+use crate::ingest;
 
 /// Routes one request.
 pub async fn route(
@@ -28,9 +28,7 @@ pub async fn route(
     .to_owned();
     let dialect = match path.as_str() {
         "/webhook" => Some(None),
-        "/webhook/octoeverywhere" => Some(Some(Dialect::OctoEverywhere)),
-        "/webhook/octoprint" => Some(Some(Dialect::OctoPrint)),
-        _ => None,
+        other => ingest::dialects::for_route(other).map(Some),
     };
     if let Some(dialect) = dialect {
         return Ok(match *req.method() {

@@ -314,10 +314,10 @@ fn percent_decode(segment: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    use crate::http::test_support::headers;
+
     fn with(name: &'static str, value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(name, value.parse().unwrap());
-        h
+        headers(&[(name, value)])
     }
 
     #[test]

@@ -114,10 +114,7 @@ pub async fn handle(
         Err(e) => return rejected(shared, &seen, e.status(), &e.to_string()),
     };
     let event = parsed.event;
-    let dialect = dialect.unwrap_or(match event.source {
-        crate::event::Source::OctoEverywhere => Dialect::OctoEverywhere,
-        crate::event::Source::OctoPrint => Dialect::OctoPrint,
-    });
+    let dialect = dialect.unwrap_or(event.source);
     let printer_slug = slugify(&event.printer_id);
     seen.dialect = Some(dialect.name());
     seen.printer = Some(&printer_slug);
@@ -132,7 +129,7 @@ pub async fn handle(
 
     let kind = event.event;
     let filter = config.printer(&event.printer_id).map(|p| &p.events);
-    if filter.is_some_and(|events| !events.is_empty() && !events.iter().any(|e| e == kind.name())) {
+    if filter.is_some_and(|events| !events.allows(kind)) {
         info!(printer = %slugify(&event.printer_id), event = %kind, dialect = dialect.name(), status = 200, "Webhook filtered");
         shared.monitor.webhook(&Outcome {
             status: 200,

@@ -3,6 +3,7 @@
 //! per non-JSON encoding; vendor field names never leave this module.
 
 mod depth;
+pub mod dialects;
 mod fields;
 mod form;
 mod json;
@@ -18,22 +19,7 @@ use crate::event::{Event, Reception};
 
 pub use multipart::MAX_SNAPSHOT_BYTES;
 
-/// The webhook formats print2mqtt understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    OctoEverywhere,
-    OctoPrint,
-}
-
-impl Dialect {
-    /// The name used in logs and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dialect::OctoEverywhere => "octoeverywhere",
-            Dialect::OctoPrint => "octoprint",
-        }
-    }
-}
+pub use dialects::{DIALECTS, Dialect};
 
 /// One received webhook, as far as parsing needs it.
 #[derive(Debug, Clone, Copy)]
@@ -181,29 +167,25 @@ struct Decoded {
 pub fn parse(hook: &Webhook, rx: Reception) -> Result<Parsed, IngestError> {
     let printer = query_value(hook.query, "printer");
     let encoding = encoding(hook)?;
-    if hook.dialect == Some(Dialect::OctoEverywhere) && encoding != Encoding::Json {
-        return Err(wrong_encoding(encoding, Dialect::OctoEverywhere));
+    let forced = hook.dialect.map(dialects::row);
+    if let Some(row) = forced.filter(|r| r.json_only && encoding != Encoding::Json) {
+        return Err(wrong_encoding(encoding, row.dialect));
     }
     let Decoded { map, file } = decode(hook, encoding)?;
-    let dialect = match hook.dialect.or_else(|| detect(&map)) {
-        Some(d) => d,
+    let row = match forced.or_else(|| dialects::detect(&map).map(dialects::row)) {
+        Some(r) => r,
         // An empty body whose query string is not a webhook either.
         None if encoding == Encoding::Query => return Err(IngestError::Empty),
         None => return Err(IngestError::Unrecognised),
     };
-    let mut parsed = match dialect {
-        Dialect::OctoEverywhere if encoding != Encoding::Json => {
-            return Err(wrong_encoding(encoding, dialect));
-        }
-        Dialect::OctoEverywhere => octoeverywhere::parse(&map, rx)?,
-        Dialect::OctoPrint => {
-            let mut parsed = octoprint::parse(&map, printer, rx)?;
-            if parsed.secret.is_none() {
-                parsed.secret = query_value(hook.query, "apiSecret").map(str::to_owned);
-            }
-            parsed
-        }
+    if row.json_only && encoding != Encoding::Json {
+        return Err(wrong_encoding(encoding, row.dialect));
+    }
+    let query = dialects::Query {
+        printer,
+        params: hook.query,
     };
+    let mut parsed = (row.parse)(&map, query, rx)?;
     if let Some(printer) = printer {
         parsed.event.printer_id = printer.to_owned();
     }
@@ -221,20 +203,12 @@ pub(crate) fn shorten(text: &str, max: usize) -> String {
     }
 }
 
-/// The dialect a parsed webhook came in, for logs.
-pub fn dialect_of(parsed: &Parsed) -> Dialect {
-    match parsed.event.source {
-        crate::event::Source::OctoEverywhere => Dialect::OctoEverywhere,
-        crate::event::Source::OctoPrint => Dialect::OctoPrint,
-    }
-}
-
 fn wrong_encoding(encoding: Encoding, dialect: Dialect) -> IngestError {
     IngestError::WrongEncoding(encoding.name(), dialect.name())
 }
 
 /// The first non-empty value of a query parameter.
-fn query_value<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub(crate) fn query_value<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
     query
         .iter()
         .find(|(k, v)| k == key && !v.is_empty())
@@ -246,7 +220,7 @@ fn encoding(hook: &Webhook) -> Result<Encoding, IngestError> {
     // The plugin's GET sends the data as a query string, with whatever
     // Content-Type header its settings name: look at the query first.
     if body.is_empty()
-        && hook.dialect != Some(Dialect::OctoEverywhere)
+        && !hook.dialect.is_some_and(|d| dialects::row(d).json_only)
         && form::has_data(hook.query)
     {
         return Ok(Encoding::Query);
@@ -325,16 +299,6 @@ fn decode(hook: &Webhook, encoding: Encoding) -> Result<Decoded, IngestError> {
         }
     };
     Ok(Decoded { map, file })
-}
-
-fn detect(map: &Map<String, Value>) -> Option<Dialect> {
-    if octoeverywhere::recognises(map) {
-        Some(Dialect::OctoEverywhere)
-    } else if octoprint::recognises(map) {
-        Some(Dialect::OctoPrint)
-    } else {
-        None
-    }
 }
 
 #[cfg(test)]

@@ -58,6 +58,8 @@ pub fn parse(
     let kind = kind_for(topic.as_deref(), map.get("extra"), extra);
 
     let mut event = Event::new(kind, Source::OctoPrint, printer_id, rx);
+    // Milestones can repeat or arrive late (docs/mqtt-topics.md#rules).
+    event.progress_monotonic = true;
     event.printer_name = device;
     event.topic = match kind {
         EventKind::Custom => message.clone().or(topic),

@@ -21,6 +21,7 @@ use super::topics::Topics;
 use crate::metrics::PublishLatency;
 use crate::outbox::{Outbox, Pending, Record};
 
+mod link;
 mod rotation;
 mod task;
 

@@ -121,7 +121,7 @@ impl Connection {
                     secret.expose(),
                 )
             }),
-            event_types: event_types(&printer.events),
+            event_types: event_types(printer.events.kinds()),
         })
     }
 
@@ -181,12 +181,8 @@ impl Connection {
 
 /// The OctoEverywhere `EventType` numbers of configured event names, sorted,
 /// without duplicates; names without a number (custom, unknown) are left out.
-pub fn event_types(names: &[String]) -> Vec<i64> {
-    let codes: BTreeSet<i64> = names
-        .iter()
-        .filter_map(|n| EventKind::from_name(n))
-        .filter_map(code_for)
-        .collect();
+pub fn event_types(kinds: &[EventKind]) -> Vec<i64> {
+    let codes: BTreeSet<i64> = kinds.iter().copied().filter_map(code_for).collect();
     codes.into_iter().collect()
 }
 

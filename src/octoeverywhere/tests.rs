@@ -9,7 +9,7 @@ use super::AppState;
 use super::api::{Call, Connection, Outcome, classify, event_types};
 use super::schedule::{FIRST_RETRY, MAX_RETRY, next_delay, retry_delay};
 use crate::config::urls::check_url;
-use crate::config::{Config, Printer, Secret};
+use crate::config::{Config, EventFilter, Printer, Secret};
 
 const CALLBACK: &str =
     "https://prints.example.org/webhook/octoeverywhere?printer=Ender+3%2Fa&token=s%26cr%C3%A9t%3D1";
@@ -22,7 +22,7 @@ fn config() -> Config {
         "Ender 3/a".into(),
         Printer {
             app_token: Secret::new("app-token-123"),
-            events: vec!["complete".into(), "started".into(), "cancelled".into()],
+            events: EventFilter::from_names(["complete", "started", "cancelled"]),
             ..Printer::default()
         },
     );
@@ -86,7 +86,7 @@ fn a_printer_without_any_secret_is_refused_before_calling() {
 
 #[test]
 fn event_names_map_to_sorted_unique_codes() {
-    let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let names = |n: &[&str]| EventFilter::from_names(n).kinds().to_vec();
     assert_eq!(event_types(&[]), Vec::<i64>::new());
     assert_eq!(
         event_types(&names(&[

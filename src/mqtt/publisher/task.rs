@@ -11,17 +11,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
-};
+use bytes::Bytes;
+use rumqttc::{ConnectionError, Event, Outgoing, Packet, Publish};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
+use super::link::{Client, Events, Link, Rumqtt};
 use super::rotation::Rotation;
 use super::{GOODBYE, Republish, Setup, Stats};
-use crate::mqtt::delivery::{Delivery, Done};
+use crate::mqtt::delivery::Delivery;
 use crate::mqtt::topics::{BRIDGE_STATE, Topics};
 use crate::outbox::{Outbox, OutboxError, Parked, Record};
 
@@ -51,12 +51,12 @@ const SILENCE: Duration = Duration::from_secs(10);
 /// Home Assistant's birth message: `online` on its status topic.
 const BIRTH_PAYLOAD: &[u8] = b"online";
 
-type Polled = (EventLoop, Result<Event, ConnectionError>);
+type Polled = (Box<dyn Events>, super::link::Polled);
 type Polling = Pin<Box<dyn Future<Output = Polled> + Send>>;
 
 /// One `poll()` that owns the event loop, so the future can be kept across
 /// `select!` turns instead of being dropped half-way.
-fn poll(mut eventloop: EventLoop, delay: Duration) -> Polling {
+fn poll(mut eventloop: Box<dyn Events>, delay: Duration) -> Polling {
     Box::pin(async move {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -97,7 +97,8 @@ pub(super) struct Watches {
 
 pub(super) struct Task {
     rotation: Rotation,
-    client: AsyncClient,
+    link: Box<dyn Link>,
+    client: Box<dyn Client>,
     topics: Topics,
     outbox: Outbox,
     status_topic: Option<String>,
@@ -123,10 +124,6 @@ pub(super) struct Task {
     heard: tokio::time::Instant,
 }
 
-fn client(options: &MqttOptions) -> (AsyncClient, EventLoop) {
-    AsyncClient::new(options.clone(), WINDOW + 64)
-}
-
 impl Task {
     pub(super) fn new(
         setup: Setup,
@@ -135,14 +132,19 @@ impl Task {
         stats: Arc<Stats>,
     ) -> Task {
         let rotation = Rotation::new(setup.brokers);
+        // The client's channel holds more than the window (see fill_window).
+        let link: Box<dyn Link> = Box::new(Rumqtt {
+            capacity: WINDOW + 64,
+        });
         // The first client is replaced in `run` before it is used.
-        let (client, _) = client(&rotation.current().options);
+        let (client, _) = link.open(&rotation.current().options);
         let spill = match (setup.pending.first, setup.pending.last) {
             (Some(from), Some(newest)) => Some(Spill { from, newest }),
             _ => None,
         };
         Task {
             rotation,
+            link,
             client,
             topics: setup.topics,
             outbox: setup.outbox,
@@ -252,7 +254,7 @@ impl Task {
     /// A fresh client for the next connection; the old one's queue and
     /// packet ids are gone with it.
     fn connect(&mut self, delay: Duration) -> Polling {
-        let (client, eventloop) = client(&self.rotation.current().options);
+        let (client, eventloop) = self.link.open(&self.rotation.current().options);
         self.client = client;
         poll(eventloop, delay)
     }
@@ -352,85 +354,6 @@ impl Task {
         *self.connected.borrow()
     }
 
-    /// Takes committed records in order; past the memory bounds they stay
-    /// in the outbox until [`Task::load_slice`] reads them back.
-    fn take(&mut self, records: Vec<Record>) {
-        for record in records {
-            if record.seq < self.next_seq {
-                continue; // already read back from the outbox
-            }
-            if let Some(spill) = &mut self.spill {
-                spill.newest = spill.newest.max(record.seq);
-            } else if self.memory_full() {
-                self.spill = Some(Spill {
-                    from: record.seq,
-                    newest: record.seq,
-                });
-            } else {
-                self.next_seq = record.seq + 1;
-                self.delivery.push(record);
-            }
-        }
-    }
-
-    fn memory_full(&self) -> bool {
-        self.delivery.held() >= MEMORY_MESSAGES || self.delivery.held_bytes() >= MEMORY_BYTES
-    }
-
-    /// Starts reading the next slice of a spilled backlog once memory has
-    /// room for it.
-    fn load_slice(&self) -> Option<Loading> {
-        let spill = self.spill?;
-        if self.delivery.held() > MEMORY_MESSAGES / 2
-            || self.delivery.held_bytes() > MEMORY_BYTES / 2
-        {
-            return None;
-        }
-        let outbox = self.outbox.clone();
-        Some(tokio::task::spawn_blocking(move || {
-            let slice = outbox.read_from(spill.from, MEMORY_MESSAGES / 2, MEMORY_BYTES / 2);
-            if slice.is_err() {
-                // Not a hot retry loop while the store misbehaves.
-                std::thread::sleep(RETRY_READ);
-            }
-            slice
-        }))
-    }
-
-    /// A slice read back: taken in order; a short slice ends the spill
-    /// unless newer records were passed over meanwhile.
-    fn loaded(&mut self, loaded: Result<Result<Vec<Record>, OutboxError>, tokio::task::JoinError>) {
-        let slice = match loaded {
-            Ok(Ok(slice)) => slice,
-            Ok(Err(e)) => {
-                error!(error = %e, "Could not read the backlog from the outbox; retrying");
-                return;
-            }
-            Err(e) => {
-                error!(error = %e, "Outbox read task failed; retrying");
-                return;
-            }
-        };
-        let Some(spill) = self.spill else { return };
-        let messages: usize = slice.iter().map(|r| r.messages.len()).sum();
-        let bytes: usize = slice.iter().map(Record::bytes).sum();
-        let short = messages < MEMORY_MESSAGES / 2 && bytes < MEMORY_BYTES / 2;
-        for record in slice {
-            if record.seq >= self.next_seq {
-                self.next_seq = record.seq + 1;
-                self.delivery.push(record);
-            }
-        }
-        self.spill = if short && spill.newest < self.next_seq {
-            None
-        } else {
-            Some(Spill {
-                from: self.next_seq.max(spill.from),
-                newest: spill.newest,
-            })
-        };
-    }
-
     /// Hands messages to the client while connected and the window has room.
     fn fill_window(&mut self) {
         if self.is_connected() && !self.saying_goodbye {
@@ -440,11 +363,7 @@ impl Task {
                 };
                 // The client's channel holds more than the window, so this
                 // cannot be full; a closed channel means the loop is ending.
-                if self
-                    .client
-                    .try_publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
-                    .is_err()
-                {
+                if !self.client.publish(m.topic, m.retain, m.payload) {
                     break;
                 }
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
@@ -465,7 +384,7 @@ impl Task {
         // Every connection: a clean session or a restarted broker has
         // forgotten the subscription.
         if let Some(status) = &self.status_topic {
-            let _ = self.client.try_subscribe(status.clone(), QoS::AtLeastOnce);
+            let _ = self.client.subscribe(status.clone());
         }
     }
 
@@ -482,114 +401,21 @@ impl Task {
         self.saying_goodbye = true;
         if self.is_connected() {
             self.publish_control(self.topics.bridge_state(), "offline");
-            let _ = self.client.try_disconnect();
+            let _ = self.client.disconnect();
         }
     }
 
     fn publish_control(&mut self, topic: String, state: &'static str) {
         if self
             .client
-            .try_publish(topic, QoS::AtLeastOnce, true, state)
-            .is_ok()
+            .publish(topic, true, Bytes::from_static(state.as_bytes()))
         {
             self.delivery.control();
         }
     }
-
-    /// Records the broker now holds: latency, the delivered mark, the
-    /// messages set aside, and the delete to come.
-    fn completed(&mut self, done: Vec<Done>) {
-        if done.is_empty() {
-            return;
-        }
-        let now_ms = crate::event::now_ms();
-        for d in &done {
-            let r = &d.record;
-            if r.webhook {
-                let ms = now_ms.saturating_sub(r.accepted_at_ms);
-                self.stats
-                    .publish_latency
-                    .observe(Duration::from_millis(ms));
-            }
-            for (idx, why) in &d.parked {
-                let m = &r.messages[*idx];
-                error!(
-                    topic = %m.topic,
-                    bytes = crate::mqtt::delivery::packet_size(m),
-                    reason = why.name(),
-                    "The broker does not take this message: set aside in the outbox (see /api/bridge; retry with POST /api/bridge/parked/retry)"
-                );
-                self.to_park.push(Parked {
-                    seq: r.seq,
-                    accepted_at_ms: r.accepted_at_ms,
-                    parked_at_ms: now_ms,
-                    reason: why.name().to_owned(),
-                    message: m.clone(),
-                });
-            }
-        }
-        self.rotation.progressed();
-        let records: Vec<&Record> = done.iter().map(|d| &d.record).collect();
-        self.outbox.delivered(records.iter().copied());
-        if let Some(last) = records.last() {
-            self.delivered.send_replace(last.seq + 1);
-        }
-        self.to_delete.extend(records.iter().map(|r| r.seq));
-        self.delete_since
-            .get_or_insert_with(tokio::time::Instant::now);
-    }
-
-    fn update_oldest(&self) {
-        let oldest = self.delivery.oldest_accepted_ms().unwrap_or(0);
-        self.stats
-            .oldest_accepted_ms
-            .store(oldest, Ordering::Relaxed);
-    }
-
-    /// When the next batch of deletes is due, if any is waiting.
-    fn delete_at(&self) -> Option<tokio::time::Instant> {
-        self.delete_since.map(|since| {
-            if self.deleting.as_ref().is_some_and(|d| !d.is_finished()) {
-                // Looked at again shortly, once the running delete is done.
-                tokio::time::Instant::now() + DELETE_DELAY / 10
-            } else {
-                since + DELETE_DELAY
-            }
-        })
-    }
-
-    /// Deletes delivered records in the background, one batch at a time,
-    /// each batch durably and together with the messages it set aside: a
-    /// crash then delivers again at most the last [`DELETE_DELAY`] of
-    /// records. `last` (at shutdown, with no delete running) takes the rest.
-    fn flush_deletes(&mut self, last: bool) {
-        let busy = self.deleting.as_ref().is_some_and(|d| !d.is_finished());
-        let due = self.to_delete.len() >= DELETE_BATCH
-            || self
-                .delete_since
-                .is_some_and(|since| since.elapsed() >= DELETE_DELAY);
-        if !last && (busy || !due) {
-            return;
-        }
-        let take = if last {
-            self.to_delete.len()
-        } else {
-            self.to_delete.len().min(DELETE_BATCH)
-        };
-        let seqs: Vec<u64> = self.to_delete.drain(..take).collect();
-        self.delete_since = (!self.to_delete.is_empty()).then(tokio::time::Instant::now);
-        if seqs.is_empty() {
-            return;
-        }
-        // Parked messages go with the delete of their own record.
-        let upto = seqs.last().copied().unwrap_or(0);
-        let split = self.to_park.partition_point(|p| p.seq <= upto);
-        let parked: Vec<Parked> = self.to_park.drain(..split).collect();
-        let outbox = self.outbox.clone();
-        self.deleting = Some(tokio::task::spawn_blocking(move || {
-            if let Err(e) = outbox.remove(&seqs, &parked) {
-                error!(error = %e, "Could not delete delivered records; they will be delivered again after a restart");
-            }
-        }));
-    }
 }
+
+mod deletes;
+mod spill;
+#[cfg(test)]
+mod tests;
