@@ -19,6 +19,9 @@ struct Envelope {
     /// The snapshot JPEG, if the webhook carried one.
     #[serde(with = "serde_bytes")]
     snapshot: Option<Vec<u8>>,
+    /// What the parser knew and the JSON does not carry: the sender's
+    /// progress never goes backwards ([`Event::progress_monotonic`]).
+    progress_monotonic: bool,
 }
 
 /// The stream message of an accepted event.
@@ -26,6 +29,7 @@ pub fn encode_event(event: &Event) -> Bytes {
     let envelope = Envelope {
         event: event.to_json(),
         snapshot: event.snapshot.as_ref().map(|b| b.to_vec()),
+        progress_monotonic: event.progress_monotonic,
     };
     // Strings and byte strings always encode.
     Bytes::from(postcard::to_allocvec(&envelope).unwrap_or_default())
@@ -37,6 +41,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, String> {
     let envelope: Envelope = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
     let mut event: Event = serde_json::from_str(&envelope.event).map_err(|e| e.to_string())?;
     event.snapshot = envelope.snapshot.map(Bytes::from);
+    event.progress_monotonic = envelope.progress_monotonic;
     Ok(event)
 }
 
@@ -100,6 +105,13 @@ mod tests {
         e.error = Some("a \"quoted\"\nline".into());
         e.snapshot = Some(Bytes::from_static(b"\xff\xd8\xff"));
         assert_eq!(decode_event(&encode_event(&e)).unwrap(), e);
+        e.progress_monotonic = true;
+        let back = decode_event(&encode_event(&e)).unwrap();
+        assert!(
+            back.progress_monotonic,
+            "not in the JSON, still on the stream"
+        );
+        assert_eq!(back, e);
         assert!(decode_event(b"\x01").is_err());
     }
 
