@@ -63,14 +63,14 @@ done
 for i in 0 1 2; do
   routes=""
   for j in 0 1 2; do
-    [ "$i" = "$j" ] || routes+="nats-route://127.0.0.1:${route[$j]} "
+    [ "$i" = "$j" ] || routes+="${routes:+, }nats-route://127.0.0.1:${route[$j]}"
   done
   mkdir -p "$work/n$i"
   cat >"$work/n$i.conf" <<EOF
 server_name: n$i
 listen: 127.0.0.1:${client[$i]}
 jetstream { store_dir: "$work/n$i" }
-cluster { name: bench, listen: 127.0.0.1:${route[$i]}, routes: [ $routes] }
+cluster { name: bench, listen: 127.0.0.1:${route[$i]}, routes: [ $routes ] }
 mqtt { listen: 127.0.0.1:${mqtt[$i]}, stream_replicas: 3 }
 EOF
   nats-server -c "$work/n$i.conf" >"$work/n$i.log" 2>&1 &

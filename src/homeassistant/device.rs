@@ -49,8 +49,6 @@ pub(super) struct Origin<'a> {
 pub(super) enum Availability {
     One {
         availability_topic: String,
-        payload_available: &'static str,
-        payload_not_available: &'static str,
     },
     Any {
         availability: Vec<AvailabilityTopic>,
@@ -62,8 +60,6 @@ pub(super) enum Availability {
 #[derive(Debug, Serialize)]
 pub(super) struct AvailabilityTopic {
     topic: String,
-    payload_available: &'static str,
-    payload_not_available: &'static str,
 }
 
 impl Availability {
@@ -71,18 +67,12 @@ impl Availability {
         if !topics.clustered() {
             return Availability::One {
                 availability_topic: topics.bridge_state(),
-                payload_available: "online",
-                payload_not_available: "offline",
             };
         }
         let availability = topics
             .availability()
             .into_iter()
-            .map(|topic| AvailabilityTopic {
-                topic,
-                payload_available: "online",
-                payload_not_available: "offline",
-            })
+            .map(|topic| AvailabilityTopic { topic })
             .collect();
         Availability::Any {
             availability,
