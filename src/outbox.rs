@@ -18,7 +18,12 @@ use tracing::{error, info, warn};
 use crate::event::now_ms;
 use crate::mqtt::messages::Message;
 
+pub use self::error::OutboxError;
+use self::file::{create, probe, quarantine, scan};
+
 mod codec;
+mod error;
+mod file;
 #[cfg(test)]
 mod tests;
 
@@ -89,67 +94,6 @@ pub struct Limits {
     pub max_bytes: u64,
 }
 
-/// Storage failures; each is answered 503 and logged at ERROR.
-#[derive(Debug, thiserror::Error)]
-pub enum OutboxError {
-    #[error("cannot create the data directory {0}: {1}")]
-    Dir(PathBuf, std::io::Error),
-    #[error("cannot open the outbox {0}: another print2mqtt is using this storage.data_dir")]
-    InUse(PathBuf),
-    #[error("cannot open the outbox {0}: {1}")]
-    Open(PathBuf, redb::Error),
-    #[error("outbox storage error: {0}")]
-    Store(redb::Error),
-}
-
-macro_rules! store_errors {
-    ($($t:ty),*) => {$(
-        impl From<$t> for OutboxError {
-            fn from(e: $t) -> OutboxError {
-                OutboxError::Store(e.into())
-            }
-        }
-    )*};
-}
-store_errors!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::CompactionError
-);
-
-impl OutboxError {
-    /// True for failures of the disk underneath (full, unwritable), after
-    /// which redb must be closed and reopened.
-    fn is_fault(&self) -> bool {
-        matches!(
-            self,
-            OutboxError::Store(
-                redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::Backend(_)
-            )
-        )
-    }
-
-    /// True when the file itself is unreadable (not the disk under it
-    /// full, read-only or forbidden): then it is moved aside at start.
-    fn is_damage(&self) -> bool {
-        use std::io::ErrorKind::*;
-        let e = match self {
-            OutboxError::Open(_, e) | OutboxError::Store(e) => e,
-            OutboxError::Dir(..) | OutboxError::InUse(_) => return false,
-        };
-        match e {
-            redb::Error::Io(io) => !matches!(
-                io.kind(),
-                StorageFull | QuotaExceeded | PermissionDenied | ReadOnlyFilesystem | Interrupted
-            ),
-            redb::Error::PreviousIo | redb::Error::LockPoisoned(_) => false,
-            _ => true,
-        }
-    }
-}
-
 /// What an opened outbox still holds from the last run (the records stay on
 /// disk: see [`Outbox::for_each_pending`] and [`Outbox::read_from`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -189,79 +133,6 @@ impl std::fmt::Debug for Outbox {
             .field("limits", &self.inner.limits)
             .finish()
     }
-}
-
-/// What a scan of the store found.
-#[derive(Default)]
-struct Scan {
-    pending: Pending,
-    depth: u64,
-    bytes: u64,
-    parked: u64,
-    corrupt: Vec<u64>,
-}
-
-fn create(path: &Path) -> Result<Database, OutboxError> {
-    Database::builder()
-        .set_cache_size(CACHE_BYTES)
-        .create(path)
-        .map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => OutboxError::InUse(path.to_owned()),
-            e => OutboxError::Open(path.to_owned(), e.into()),
-        })
-}
-
-fn scan(db: &Database) -> Result<Scan, OutboxError> {
-    let txn = db.begin_write()?;
-    txn.open_table(RECORDS)?;
-    txn.open_table(PARKED)?;
-    txn.commit()?;
-    let mut s = Scan::default();
-    let read = db.begin_read()?;
-    let table = read.open_table(RECORDS)?;
-    for entry in table.iter()? {
-        let (key, value) = entry?;
-        match codec::decode(key.value(), value.value()) {
-            Some(record) => {
-                s.pending.records += 1;
-                s.pending.first.get_or_insert(record.seq);
-                s.pending.last = Some(record.seq);
-                if record.webhook {
-                    s.depth += 1;
-                    s.bytes += record.bytes() as u64;
-                }
-            }
-            None => s.corrupt.push(key.value()),
-        }
-    }
-    s.parked = read.open_table(PARKED)?.len()?;
-    Ok(s)
-}
-
-/// Writes and deletes a record of `bytes`, each durably.
-fn probe(db: &Database, bytes: usize) -> Result<(), OutboxError> {
-    let txn = db.begin_write()?;
-    txn.open_table(PROBE)?
-        .insert(0, vec![0u8; bytes].as_slice())?;
-    txn.commit()?;
-    let txn = db.begin_write()?;
-    txn.open_table(PROBE)?.remove(0)?;
-    txn.commit()?;
-    Ok(())
-}
-
-/// Moves a damaged store aside; returns where it went.
-fn quarantine(path: &Path, why: &OutboxError) -> Result<PathBuf, OutboxError> {
-    let size = std::fs::metadata(path).map_or(0, |m| m.len());
-    let aside = path.with_extension(format!("redb.damaged-{}", now_ms() / 1000));
-    std::fs::rename(path, &aside).map_err(|e| OutboxError::Dir(aside.clone(), e))?;
-    error!(
-        error = %why,
-        damaged = %aside.display(),
-        bytes = size,
-        "The outbox was damaged: moved aside and started afresh. Webhooks accepted but not yet delivered before the damage are lost; the damaged file is kept for inspection"
-    );
-    Ok(aside)
 }
 
 impl Outbox {
