@@ -118,17 +118,29 @@ impl Cluster {
         let subject = format!("{}.in.{partition}", self.stream);
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", event.id.to_string().as_str());
-        let stored = async {
-            let ack = self
-                .js
-                .publish_with_headers(subject, headers, payload)
-                .await?;
-            ack.await.map_err(async_nats::Error::from)
-        };
-        match tokio::time::timeout(ACCEPT_TIMEOUT, stored).await {
-            Ok(Ok(_)) => Ok(slug),
-            Ok(Err(e)) => Err(Rejected::Cluster(e.to_string())),
-            Err(_) => Err(Rejected::Cluster("no acknowledgement within 5 s".into())),
+        // While the cluster elects new leaders (a node died) a publish fails
+        // for a few seconds: asked again within the deadline, under the same
+        // message id, so a publish that did land is not stored twice.
+        let deadline = tokio::time::Instant::now() + ACCEPT_TIMEOUT;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let stored = async {
+                let ack = self
+                    .js
+                    .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                    .await?;
+                ack.await.map_err(async_nats::Error::from)
+            };
+            let problem = match tokio::time::timeout_at(deadline, stored).await {
+                Ok(Ok(_)) => return Ok(slug),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => return Err(Rejected::Cluster("no acknowledgement within 5 s".into())),
+            };
+            if tokio::time::Instant::now() + pause >= deadline {
+                return Err(Rejected::Cluster(problem));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
         }
     }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::checker::normalized;
 use crate::common::webhooks::{Answer, Generator, Hook, Snap, post};
-use crate::common::{Mosquitto, Msg, Process, SECRET, TIMEOUT, free_port, retained, wait_drained};
+use crate::common::{Mosquitto, Msg, Process, SECRET, free_port, retained, wait_drained};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -104,8 +104,8 @@ impl Nats {
             })
             .collect::<Vec<_>>();
         for node in &nodes {
-            wait_listening(node.port, TIMEOUT);
-            wait_listening(node.mqtt, TIMEOUT);
+            wait_listening(node.port, NATS_START);
+            wait_listening(node.mqtt, NATS_START);
         }
         Nats { nodes }
     }
@@ -135,6 +135,10 @@ impl Drop for Nats {
         }
     }
 }
+
+/// How long a node may take to listen: its MQTT listener opens only once
+/// the cluster's JetStream is up.
+const NATS_START: Duration = Duration::from_secs(60);
 
 fn wait_listening(port: u16, within: Duration) {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -319,6 +323,7 @@ fn last_of(accepted: &BTreeMap<String, Vec<u64>>) -> BTreeMap<String, u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_bridges_deliver_what_one_redb_bridge_would() {
+    let _one = crate::common::cluster::one_topology_at_a_time().await;
     let Some(bin) = nats_server() else { return };
     let nats = Nats::start(&bin, 3);
     let data = crate::common::data_dir();
@@ -352,6 +357,7 @@ async fn two_bridges_deliver_what_one_redb_bridge_would() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_bridge_or_node_loses_nothing_answered_200() {
+    let _one = crate::common::cluster::one_topology_at_a_time().await;
     let Some(bin) = nats_server() else { return };
     let mut nats = Nats::start(&bin, 3);
     let data = crate::common::data_dir();
@@ -411,6 +417,7 @@ async fn wait_ready(addr: SocketAddr) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_nats_webhooks_get_503_and_readyz_says_why() {
+    let _one = crate::common::cluster::one_topology_at_a_time().await;
     let Some(bin) = nats_server() else { return };
     let mut nats = Nats::start(&bin, 1);
     let data = crate::common::data_dir();

@@ -161,6 +161,7 @@ fn any_rule() -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_bridges_on_a_nats_cluster_lose_nothing_accepted_and_stay_available() {
+    let _one = one_topology_at_a_time().await;
     if !topology_available() {
         return;
     }

@@ -13,6 +13,17 @@ use serde_json::Value;
 
 use super::{Msg, free_port, wait_until};
 
+/// Held by each test that runs a NATS cluster: one such topology at a time
+/// (three nats-server nodes and several bridges each load two cores enough
+/// that a second one beside it misses its start-up deadlines).
+static TOPOLOGY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits until no other NATS topology test runs; hold the guard for the
+/// whole test.
+pub async fn one_topology_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    TOPOLOGY.lock().await
+}
+
 /// Home Assistant's availability rule for one entity config: with
 /// `availability` (a list) and `availability_mode: any`, available while
 /// any listed topic's retained value is its `payload_available`; with
