@@ -11,7 +11,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, Context, consumer, kv, stream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::event::Event;
@@ -147,13 +147,27 @@ impl Cluster {
     /// `Err` with the reason while NATS is unreachable or the stream is missing.
     pub async fn ready(&self) -> Result<(), String> {
         use async_nats::connection::State;
+        use async_nats::jetstream::ErrorCode;
+        use async_nats::jetstream::context::GetStreamErrorKind;
         if self.client.connection_state() != State::Connected {
             return Err("NATS disconnected".into());
         }
+        // Only a stream that is gone makes the bridge unready. While the
+        // cluster elects new leaders (a node died) the stream's info does
+        // not come, on every bridge at once; a load balancer would then
+        // take them all out, while a webhook waits for the election instead.
         match tokio::time::timeout(READY_TIMEOUT, self.js.get_stream(&self.stream)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("stream {}: {e}", self.stream)),
-            Err(_) => Err(format!("stream {}: no answer within 2 s", self.stream)),
+            Ok(Err(e))
+                if matches!(e.kind(), GetStreamErrorKind::JetStream(ref j)
+                    if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+            {
+                Err(format!("stream {}: {e}", self.stream))
+            }
+            Ok(Err(e)) => {
+                debug!(error = %e, "Stream info unavailable (the cluster may be electing leaders)");
+                Ok(())
+            }
+            Ok(Ok(_)) | Err(_) => Ok(()),
         }
     }
 
