@@ -9,7 +9,7 @@
 #   - curl and jq: examples/curl.sh is run against a real bridge.
 #   - chromium and chromium-driver: tests/it/browser.rs drives the status page
 #     in headless Chromium.
-#   - nats-server and haproxy: tests/it/jetstream.rs and tests/it/scale_out.rs
+#   - nats-server and haproxy: tests/topology/ (jetstream.rs, scale_out.rs)
 #     run three NATS nodes (JetStream, MQTT) and HAProxy on free loopback
 #     ports (docs/scale-out.md); services the packages start are stopped and
 #     disabled again.

@@ -3,7 +3,8 @@
 //! shared helpers in `common/` are compiled once. The long fault-injection
 //! run (`tests/faults.rs`) and the tmpfs delivery test (`tests/delivery.rs`,
 //! root) stay crates of their own, selected with `--test faults` and
-//! `--test delivery`.
+//! `--test delivery`, and so do the NATS topology tests (`tests/topology.rs`,
+//! `--test topology`), which must run alone.
 
 mod common;
 #[path = "../octoprint/expected.rs"]
@@ -26,7 +27,6 @@ mod golden;
 mod homeassistant;
 mod hostile;
 mod http_answers;
-mod jetstream;
 mod lifecycle;
 mod limits;
 mod metrics;
@@ -36,7 +36,6 @@ mod octoprint_hostile;
 mod outbox;
 mod packaging;
 mod safe_by_default;
-mod scale_out;
 mod simulate;
 mod status_access;
 mod status_api;

@@ -4,6 +4,7 @@
 pub mod browser;
 #[allow(dead_code)] // used by the faults and delivery crates
 pub mod checker;
+#[allow(dead_code)] // the topology crate (tests/topology.rs) uses the rest
 pub mod cluster;
 pub mod fake_oe;
 pub mod pki;

@@ -35,7 +35,7 @@ fn nats_server() -> Option<PathBuf> {
         let why =
             "nats-server is not installed (apt-get install nats-server; scripts/test.sh does)";
         assert!(!in_ci(), "{why}: the JetStream tests cannot run");
-        eprintln!("\n*** tests/it/jetstream.rs NOT RUN: {why} ***\n");
+        eprintln!("\n*** tests/topology/jetstream.rs NOT RUN: {why} ***\n");
     }
     found
 }
