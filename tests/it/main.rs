@@ -30,6 +30,7 @@ mod http_answers;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod mqtt_writes;
 mod octoeverywhere;
 mod octoprint;
 mod octoprint_hostile;
