@@ -90,7 +90,15 @@ fn main() -> ExitCode {
         eprintln!("configuration OK");
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread runs every task; store commits and file reads go to
+    // tokio's blocking threads. A webhook passes through four tasks (HTTP,
+    // writer, publisher, MQTT client): on one thread these hand-offs are
+    // plain polls, where two workers paid a futex wake-up and a context
+    // switch for each (docs/performance.md measures both).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
