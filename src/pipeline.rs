@@ -36,7 +36,7 @@ const BATCH: usize = 512;
 /// While busy, the first job of a batch waits up to this long for more to
 /// share its commit (and fsync): at 1,000 webhooks/s a commit takes less
 /// than the gap between two webhooks, so without it each would have its own.
-const LINGER: Duration = Duration::from_millis(2);
+const LINGER: Duration = Duration::from_millis(4);
 /// Busy: the previous commit ended less than this long before the next
 /// job came. An idle bridge commits at once.
 const BUSY: Duration = Duration::from_millis(5);
