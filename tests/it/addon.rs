@@ -284,6 +284,7 @@ const SAMPLES: &[(&str, &str)] = &[
     ("http.admin_token", r#""admin-tok""#),
     ("storage.max_events", "5000"),
     ("homeassistant.discovery", "false"),
+    ("homeassistant.discovery_mode", r#""component""#),
     ("homeassistant.discovery_prefix", r#""ha""#),
     ("homeassistant.status_topic", r#""ha/status""#),
     (
