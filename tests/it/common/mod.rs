@@ -126,6 +126,12 @@ impl Mosquitto {
                 .args(["-TERM", &c.id().to_string()])
                 .status();
             let _ = c.wait();
+            // Without its database the broker comes back empty, and every
+            // test of a restart would blame the bridge for what it lost.
+            assert!(
+                !self.persistent || self.dir.path().join("mosquitto.db").exists(),
+                "the persistent broker did not save its database at shutdown"
+            );
         }
         self.spawn();
     }
