@@ -126,11 +126,27 @@ impl Mosquitto {
                 .args(["-TERM", &c.id().to_string()])
                 .status();
             let _ = c.wait();
+            // Without its database the broker comes back empty, and every
+            // test of a restart would blame the bridge for what it lost.
+            assert!(
+                !self.persistent || self.dir.path().join("mosquitto.db").exists(),
+                "the persistent broker did not save its database at shutdown"
+            );
         }
         self.spawn();
     }
 
     fn spawn(&mut self) {
+        // Started as root, mosquitto drops to its own user: in a 0700
+        // tempdir of root's it cannot save its database at shutdown
+        // ("Error saving in-memory database ... Permission denied"), so a
+        // "persistent" broker came back without sessions, retained
+        // messages or queued QoS 1 messages.
+        if self.persistent {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o777))
+                .unwrap();
+        }
         let conf = self.dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,
