@@ -37,6 +37,8 @@ const BATCH: usize = 512;
 /// share its commit (and fsync): at 1,000 webhooks/s a commit takes less
 /// than the gap between two webhooks, so without it each would have its own.
 const LINGER: Duration = Duration::from_millis(4);
+/// ... but no longer than this after the last job that came.
+const LINGER_QUIET: Duration = Duration::from_millis(1);
 /// Busy: the previous commit ended less than this long before the next
 /// job came. An idle bridge commits at once.
 const BUSY: Duration = Duration::from_millis(5);

@@ -16,8 +16,8 @@ use tracing::{error, warn};
 use super::counters::Counters;
 use super::table::{Printers, Removal, Undo};
 use super::{
-    Answer, BATCH, BIRTH_PACE, BIRTH_RETRY, BIRTH_SLICE, BUSY, Job, LINGER, REMOVAL_GRACE, Receipt,
-    Rejected, SNAPSHOT_URL_SWEEP, TableChange, birth_delay,
+    Answer, BATCH, BIRTH_PACE, BIRTH_RETRY, BIRTH_SLICE, BUSY, Job, LINGER, LINGER_QUIET,
+    REMOVAL_GRACE, Receipt, Rejected, SNAPSHOT_URL_SWEEP, TableChange, birth_delay,
 };
 use crate::event::Event;
 use crate::event::now_ms;
@@ -145,16 +145,19 @@ impl Writer {
     }
 
     /// While busy, gives the batch up to [`LINGER`] to fill, so webhooks
-    /// arriving close together share one commit.
+    /// arriving close together share one commit; it stops early once none
+    /// came for [`LINGER_QUIET`] (senders all waiting on this commit, as at
+    /// saturation, would only make it wait the whole time).
     async fn linger(&self, rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>) {
         if self.committed.is_none_or(|at| at.elapsed() >= BUSY) {
             return;
         }
         let until = Instant::now() + LINGER;
         while jobs.len() < BATCH {
+            let quiet = until.min(Instant::now() + LINGER_QUIET);
             tokio::select! {
                 n = rx.recv_many(jobs, BATCH - jobs.len()) => if n == 0 { return },
-                () = tokio::time::sleep_until(until) => return,
+                () = tokio::time::sleep_until(quiet) => return,
             }
         }
     }
