@@ -468,15 +468,19 @@ const UPKEEP: Duration = Duration::from_secs(1);
 
 /// Looks after the outbox in the background until `stop`.
 async fn maintain(outbox: Outbox, stop: CancellationToken) {
+    let mut commits = outbox.commits();
     loop {
         tokio::select! {
             () = tokio::time::sleep(UPKEEP) => {}
             () = stop.cancelled() => return,
         }
+        let now = outbox.commits();
+        let busy = now - commits > crate::memory::BUSY_COMMITS_PER_UPKEEP;
+        commits = now;
         let outbox = outbox.clone();
         let _ = tokio::task::spawn_blocking(move || {
             outbox.maintain();
-            crate::memory::give_back_idle();
+            crate::memory::give_back(busy);
         })
         .await;
     }

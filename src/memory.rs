@@ -2,8 +2,14 @@
 //! a farm's backlog or a start-up check can briefly hold tens of MB that
 //! glibc would otherwise keep for the life of the process.
 
-/// Freed memory the allocator may keep before [`give_back_idle`] returns it.
-const KEEP_FREE_BYTES: usize = 4 << 20;
+/// Freed memory the allocator may keep while busy: there it is reused at
+/// once, and giving it back would only cost page faults when it is.
+const KEEP_FREE_BUSY: usize = 4 << 20;
+/// ... and otherwise (a farm whose printers send a webhook every few
+/// minutes is not busy).
+const KEEP_FREE_QUIET: usize = 256 << 10;
+/// Busy: more commits than this between two upkeeps (a second apart).
+pub const BUSY_COMMITS_PER_UPKEEP: u64 = 100;
 
 /// Sets the allocator up; call first in `main`, before any other thread.
 ///
@@ -25,20 +31,37 @@ pub fn tune() {
 }
 
 /// Returns freed memory to the system when the allocator holds more than
-/// [`KEEP_FREE_BYTES`] of it; returns the bytes it held. Cheap enough for a
-/// once-a-second upkeep task (it reads the allocator's counters; the trim
-/// itself walks the heap only when there is something to give back).
-pub fn give_back_idle() -> usize {
+/// it may keep ([`KEEP_FREE_BUSY`] or [`KEEP_FREE_QUIET`]); returns the
+/// bytes it held. Cheap enough for a once-a-second upkeep task (it reads
+/// the allocator's counters; the trim itself walks the heap only when there
+/// is something to give back).
+pub fn give_back(busy: bool) -> usize {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // What a trim could not give back (pieces smaller than a page):
+        // not worth walking the heap for again.
+        static LEFT: AtomicUsize = AtomicUsize::new(0);
+        let keep = if busy {
+            KEEP_FREE_BUSY
+        } else {
+            KEEP_FREE_QUIET
+        };
         // SAFETY: both only read or adjust the allocator's own bookkeeping.
         let free = unsafe { libc::mallinfo2() }.fordblks;
-        if free > KEEP_FREE_BYTES {
+        // Free memory used again since is in pages touched again.
+        let left = LEFT.fetch_min(free, Ordering::Relaxed).min(free);
+        if free > keep.max(left + KEEP_FREE_QUIET) {
             // SAFETY: as above.
             unsafe { libc::malloc_trim(0) };
+            // SAFETY: as above.
+            LEFT.store(unsafe { libc::mallinfo2() }.fordblks, Ordering::Relaxed);
         }
         free
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    0
+    {
+        let _ = busy;
+        0
+    }
 }

@@ -121,6 +121,8 @@ struct Inner {
     depth: AtomicU64,
     bytes: AtomicU64,
     parked: AtomicU64,
+    /// Appends committed since the start.
+    commits: AtomicU64,
     /// Bytes of the last append that failed, for the probe.
     needed: AtomicU64,
     limits: Limits,
@@ -159,6 +161,7 @@ impl Outbox {
                 db: RwLock::new(Some(Arc::new(db))),
                 fault: Mutex::new(None),
                 depth: AtomicU64::new(scan.depth),
+                commits: AtomicU64::new(0),
                 bytes: AtomicU64::new(scan.bytes),
                 parked: AtomicU64::new(scan.parked),
                 needed: AtomicU64::new(0),
@@ -293,6 +296,7 @@ impl Outbox {
             self.inner.needed.store(bytes as u64, Ordering::Relaxed);
             return Err(e);
         }
+        self.inner.commits.fetch_add(1, Ordering::Relaxed);
         let webhooks = records.iter().filter(|r| r.webhook);
         self.inner
             .depth
@@ -427,6 +431,11 @@ impl Outbox {
         let after = std::fs::metadata(&self.inner.path).map_or(0, |m| m.len());
         info!(before = size, after, "Outbox compacted");
         Ok(compacted)
+    }
+
+    /// Appends committed since the start (a measure of how busy it is).
+    pub fn commits(&self) -> u64 {
+        self.inner.commits.load(Ordering::Relaxed)
     }
 
     /// Webhooks accepted and not yet delivered.

@@ -349,7 +349,7 @@ fn read(shared: &Shared) -> std::sync::RwLockReadGuard<'_, Printers> {
 /// The printer with this slug, else this printer id (exact, then any case).
 fn find<'t>(table: &'t Printers, printer: &str) -> Option<(&'t String, &'t PrinterState)> {
     let slug = table.find(printer)?;
-    table.states.get_key_value(&slug)
+    table.states.get_key_value(&slug).map(|(k, s)| (k, &**s))
 }
 
 fn not_found(printer: &str) -> Reply {

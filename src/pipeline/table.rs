@@ -25,8 +25,10 @@ use crate::state::{Field, PrinterState};
 pub struct Printers {
     /// Printer id ↔ slug.
     pub slugs: Slugs,
-    /// Each printer's state by slug.
-    pub states: BTreeMap<String, PrinterState>,
+    /// Each printer's state by slug, boxed: a map node then holds eleven
+    /// pointers, not eleven states, and half-full nodes (printers added in
+    /// id order) waste little.
+    pub states: BTreeMap<String, Box<PrinterState>>,
     pub(super) ha: homeassistant::Context,
     /// `printers.<id>.name`, keyed by folded printer id.
     pub(super) names: HashMap<String, String>,
@@ -254,7 +256,7 @@ impl Printers {
             self.url_at.insert(slug.to_owned(), last.received_at);
         }
         self.slugs.restore(slug, &state.printer_id);
-        self.states.insert(slug.to_owned(), state);
+        self.states.insert(slug.to_owned(), Box::new(state));
     }
 
     /// Sets the bridge's webhook counter (the clustered mode counts the
@@ -277,12 +279,12 @@ impl Printers {
     /// webhook); returns its slug.
     pub fn ensure(&mut self, printer_id: &str) -> String {
         let slug = self.slugs.resolve(printer_id);
-        self.states
-            .entry(slug.clone())
-            .or_insert_with(|| PrinterState {
+        self.states.entry(slug.clone()).or_insert_with(|| {
+            Box::new(PrinterState {
                 printer_id: printer_id.to_owned(),
                 ..PrinterState::default()
-            });
+            })
+        });
         slug
     }
 
@@ -518,7 +520,7 @@ pub fn retained_of(record: &Record) -> impl Iterator<Item = (&str, &Bytes)> {
 /// What a batch changed in the table, to put back if its commit fails.
 #[derive(Debug, Default)]
 pub(super) struct Undo {
-    states: HashMap<String, (Option<PrinterState>, Option<u64>)>,
+    states: HashMap<String, (Option<Box<PrinterState>>, Option<u64>)>,
     webhooks: Option<(u64, Option<time::OffsetDateTime>)>,
 }
 

@@ -379,8 +379,10 @@ impl Subscriber {
                     }
                     Ok(_) => {}
                     // A clean subscriber ends with its broker; a durable one
-                    // reconnects (rumqttc does on the next poll).
-                    Err(_) if clean => return,
+                    // reconnects (rumqttc does on the next poll), and so
+                    // does any until it has subscribed (a loaded NATS
+                    // node may drop its first connection).
+                    Err(_) if clean && ready.is_none() => return,
                     Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 }
             }
