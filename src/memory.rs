@@ -49,7 +49,8 @@ pub fn give_back(busy: bool) -> usize {
         };
         // SAFETY: both only read or adjust the allocator's own bookkeeping.
         let free = unsafe { libc::mallinfo2() }.fordblks;
-        // Free memory used again since is in pages touched again.
+        // Memory used again since that trim is resident again: only what
+        // is still free counts as left over.
         let left = LEFT.fetch_min(free, Ordering::Relaxed).min(free);
         if free > keep.max(left + KEEP_FREE_QUIET) {
             // SAFETY: as above.
