@@ -110,7 +110,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         restore_printers(&config, &topics, &urls, &reader_of, &outbox, &snapshots).await?;
     // `urls` is never empty (see `broker`).
     let reader = || reader_of(reachable.map_or(&urls[0], |i| &urls[i]));
-    info!(printers = printers.states.len(), "Restored printer state");
+    info!(printers = printers.len(), "Restored printer state");
     // Ahead of any webhook: the version and the configs the broker does not
     // hold as they are. With many printers (10,000: 350,000 configs) the
     // comparison runs in the background, so the bridge listens as soon as
@@ -123,7 +123,7 @@ pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         .map(|options| (options, filters));
     let check = ConfigCheck::new(&printers);
     let mut background = None;
-    if printers.states.len() <= INLINE_CHECK_PRINTERS {
+    if printers.len() <= INLINE_CHECK_PRINTERS {
         let table = RwLock::new(printers);
         let check = read_configs(check, check_reader, &topics, &table).await;
         printers = table.into_inner().unwrap_or_else(|e| e.into_inner());

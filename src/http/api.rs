@@ -72,8 +72,7 @@ pub fn printer_json(shared: &Shared, slug: &str, s: &PrinterState) -> Value {
 pub fn printers(shared: &Shared) -> Value {
     let table = read(shared);
     let list: Vec<Value> = table
-        .states
-        .iter()
+        .states()
         .map(|(slug, s)| printer_json(shared, slug, s))
         .collect();
     Value::Array(list)
@@ -83,7 +82,7 @@ pub fn printers(shared: &Shared) -> Value {
 pub fn printer(shared: &Shared, printer: &str) -> Reply {
     let table = read(shared);
     match find(&table, printer) {
-        Some((slug, s)) => reply::json(StatusCode::OK, &printer_json(shared, slug, s)),
+        Some((slug, s)) => reply::json(StatusCode::OK, &printer_json(shared, &slug, s)),
         None => not_found(printer),
     }
 }
@@ -95,7 +94,7 @@ pub async fn snapshot(shared: &Shared, printer: &str) -> Reply {
         let table = read(shared);
         find(&table, printer)
             .filter(|(_, s)| s.latest.snapshot)
-            .map(|(slug, _)| slug.to_owned())
+            .map(|(slug, _)| slug)
     };
     let store = crate::snapshots::Snapshots::new(&shared.config.storage.data_dir);
     let jpeg = match slug {
@@ -240,7 +239,7 @@ fn gauges(shared: &Shared) -> Gauges {
         } else {
             0.0
         },
-        printers: read(shared).states.len() as u64,
+        printers: read(shared).len() as u64,
         uptime_secs: shared.monitor.uptime_secs(),
     }
 }
@@ -347,9 +346,10 @@ fn read(shared: &Shared) -> std::sync::RwLockReadGuard<'_, Printers> {
 }
 
 /// The printer with this slug, else this printer id (exact, then any case).
-fn find<'t>(table: &'t Printers, printer: &str) -> Option<(&'t String, &'t PrinterState)> {
+fn find<'t>(table: &'t Printers, printer: &str) -> Option<(String, &'t PrinterState)> {
     let slug = table.find(printer)?;
-    table.states.get_key_value(&slug).map(|(k, s)| (k, &**s))
+    let state = table.state(&slug)?;
+    Some((slug, state))
 }
 
 fn not_found(printer: &str) -> Reply {

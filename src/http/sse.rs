@@ -83,7 +83,7 @@ fn printer(shared: &Shared, slug: &str) -> Option<Value> {
         .printers()
         .read()
         .unwrap_or_else(|e| e.into_inner());
-    let state = table.states.get(slug)?;
+    let state = table.state(slug)?;
     Some(api::printer_json(shared, slug, state))
 }
 

@@ -38,7 +38,7 @@ impl Printers {
     /// The printer's retained values as last published (empty ones, which
     /// clear a topic, left out).
     fn values(&self, slug: &str) -> Vec<Message> {
-        let Some(state) = self.states.get(slug) else {
+        let Some(state) = self.state(slug) else {
             return Vec::new();
         };
         Field::ALL

@@ -46,14 +46,13 @@ impl ConfigCheck {
     pub fn new(printers: &Printers) -> ConfigCheck {
         let discovery = &printers.ha.discovery;
         let mut nodes: HashMap<String, Option<String>> = printers
-            .states
-            .keys()
-            .map(|slug| (discovery.node(slug), Some(slug.clone())))
+            .states()
+            .map(|(slug, _)| (discovery.node(slug), Some(slug.clone())))
             .collect();
         nodes.insert(discovery.bridge_node(), None);
         ConfigCheck {
             nodes,
-            slugs: printers.states.keys().cloned().collect(),
+            slugs: printers.states().map(|(slug, _)| slug.clone()).collect(),
             ..ConfigCheck::default()
         }
     }
@@ -62,7 +61,11 @@ impl ConfigCheck {
     /// checked printers' webhooks publish no configs until
     /// [`ConfigCheck::finish`] (it publishes what differs then).
     pub fn defer_discovery(&self, printers: &mut Printers) {
-        printers.unchecked = self.slugs.iter().cloned().collect();
+        for slug in &self.slugs {
+            if let Some(entry) = printers.entry_mut(slug) {
+                entry.unchecked = true;
+            }
+        }
     }
 
     /// The same check with nothing compared yet: after a failed read, every
@@ -127,7 +130,9 @@ impl ConfigCheck {
     /// published. Printers that arrived during the check were discovered by
     /// their own webhooks; those removed meanwhile are left out.
     pub fn finish(self, printers: &mut Printers) -> Vec<Message> {
-        printers.unchecked.clear();
+        for entry in printers.entries_mut() {
+            entry.unchecked = false;
+        }
         if !printers.ha.enabled {
             return Vec::new();
         }
@@ -155,7 +160,9 @@ impl ConfigCheck {
             } else if !all_held(&node) {
                 out.extend(missing(configs(), self.matched.get(&node)));
             }
-            printers.published.insert(slug, view.digest());
+            if let Some(entry) = printers.entry_mut(&slug) {
+                entry.published = Some(view.digest());
+            }
         }
         out
     }

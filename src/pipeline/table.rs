@@ -19,35 +19,51 @@ use crate::outbox::Record;
 use crate::slug::Slugs;
 use crate::state::{Field, PrinterState};
 
-/// Every known printer: the slug table and each printer's state by slug,
-/// plus what discovery has published for each.
+/// Every known printer: the slug table and each printer's entry by slug.
 #[derive(Debug)]
 pub struct Printers {
     /// Printer id ↔ slug.
     pub slugs: Slugs,
-    /// Each printer's state by slug, boxed: a map node then holds eleven
-    /// pointers, not eleven states, and half-full nodes (printers added in
+    /// Each printer's entry by slug, boxed: a map node then holds eleven
+    /// pointers, not eleven entries, and half-full nodes (printers added in
     /// id order) waste little.
-    pub states: BTreeMap<String, Box<PrinterState>>,
+    entries: BTreeMap<String, Box<Entry>>,
     pub(super) ha: homeassistant::Context,
     /// `printers.<id>.name`, keyed by folded printer id.
     pub(super) names: HashMap<String, String>,
     /// Folded ids of the printers with an `app_token`.
     pub(super) app_tokens: HashSet<String>,
-    /// The digest of the view each printer's configs were last published
-    /// with ([`PrinterView::digest`]).
-    pub(super) published: HashMap<String, u64>,
     /// Webhooks accepted (`<base>/bridge/webhooks`), restored at start.
     pub(super) webhooks: u64,
     /// When the last webhook was accepted (`<base>/bridge/last_webhook`).
     pub(super) last_webhook: Option<time::OffsetDateTime>,
-    /// Restored printers whose configs the start-up check still compares
-    /// with the broker's: their webhooks publish no configs until it is done.
-    pub(super) unchecked: HashSet<String>,
     /// `storage.max_printers`: webhooks for a new printer beyond it are refused.
     pub(super) max_printers: usize,
-    /// When each printer's current snapshot URL arrived.
-    pub(super) url_at: HashMap<String, time::OffsetDateTime>,
+}
+
+/// One printer in the table: its state, and what the table keeps beside it
+/// (in one allocation: with 10,000 printers, maps keyed by slug for each of
+/// these cost more than the values).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(super) struct Entry {
+    pub(super) state: PrinterState,
+    /// The digest of the view its configs were last published with
+    /// ([`PrinterView::digest`]).
+    pub(super) published: Option<u64>,
+    /// When its current snapshot URL arrived.
+    url_at: Option<time::OffsetDateTime>,
+    /// Restored, and the start-up check still compares its configs with
+    /// the broker's: its webhooks publish no configs until that is done.
+    pub(super) unchecked: bool,
+}
+
+impl Entry {
+    fn new(state: PrinterState) -> Box<Entry> {
+        Box::new(Entry {
+            state,
+            ..Entry::default()
+        })
+    }
 }
 
 /// A printer taken out of the table, and the empty retained messages that
@@ -69,15 +85,12 @@ impl Printers {
         ha.enabled = false;
         Printers {
             slugs,
-            states: BTreeMap::new(),
+            entries: BTreeMap::new(),
             ha,
             names: HashMap::new(),
             app_tokens: HashSet::new(),
-            published: HashMap::new(),
             webhooks: 0,
             last_webhook: None,
-            unchecked: HashSet::new(),
-            url_at: HashMap::new(),
             max_printers: Storage::default().max_printers as usize,
         }
     }
@@ -88,8 +101,8 @@ impl Printers {
         let known = self
             .slugs
             .get(printer_id)
-            .is_some_and(|slug| self.states.contains_key(slug));
-        if known || self.states.len() < self.max_printers {
+            .is_some_and(|slug| self.entries.contains_key(slug));
+        if known || self.entries.len() < self.max_printers {
             Ok(())
         } else {
             Err(Rejected::TooManyPrinters(self.max_printers as u64))
@@ -132,9 +145,10 @@ impl Printers {
     /// Restores one retained value; [`Printers::restored`] follows the last.
     pub fn restore_one(&mut self, topics: &Topics, topic: &str, payload: &[u8]) {
         if let Some((slug, leaf)) = topics.parse_printer(topic) {
-            self.states
+            self.entries
                 .entry(slug.to_owned())
                 .or_default()
+                .state
                 .restore(leaf, payload);
         } else if topics.bridge_leaf(topic) == Some(BRIDGE_WEBHOOKS) {
             let count = std::str::from_utf8(payload)
@@ -147,47 +161,35 @@ impl Printers {
     /// After [`Printers::restore_one`]: drops what is not a printer and
     /// takes over the slugs.
     pub fn restored(&mut self) {
-        self.states.retain(|_, s| !s.printer_id.is_empty());
-        for (slug, state) in &self.states {
-            self.slugs.restore(slug, &state.printer_id);
+        self.entries.retain(|_, e| !e.state.printer_id.is_empty());
+        for (slug, e) in &self.entries {
+            self.slugs.restore(slug, &e.state.printer_id);
         }
         // A printer now published under another slug (an alias was added)
         // is not restored under its old one.
         let slugs = &self.slugs;
-        self.states
-            .retain(|slug, s| slugs.get(&s.printer_id) == Some(slug.as_str()));
-        // A restored URL arrived with the last event at the latest.
-        for (slug, state) in &self.states {
-            if state.latest.text(Field::SnapshotUrl).is_some()
-                && let Some(last) = &state.latest.last_event
-            {
-                self.url_at.insert(slug.clone(), last.received_at);
-            }
+        self.entries
+            .retain(|slug, e| slugs.get(&e.state.printer_id) == Some(slug.as_str()));
+        for e in self.entries.values_mut() {
+            e.url_at = restored_url_at(&e.state);
         }
     }
 
     /// Remembers what a batch may change for `slug`, to undo it.
     pub(super) fn remember(&self, undo: &mut Undo, slug: &str) {
-        undo.states.entry(slug.to_owned()).or_insert_with(|| {
-            (
-                self.states.get(slug).cloned(),
-                self.published.get(slug).cloned(),
-            )
-        });
+        undo.entries
+            .entry(slug.to_owned())
+            .or_insert_with(|| self.entries.get(slug).cloned());
         undo.webhooks
             .get_or_insert((self.webhooks, self.last_webhook));
     }
 
     /// Puts back what a failed batch changed.
     pub(super) fn undo(&mut self, undo: Undo) {
-        for (slug, (state, view)) in undo.states {
-            match state {
-                Some(s) => self.states.insert(slug.clone(), s),
-                None => self.states.remove(&slug),
-            };
-            match view {
-                Some(v) => self.published.insert(slug, v),
-                None => self.published.remove(&slug),
+        for (slug, entry) in undo.entries {
+            match entry {
+                Some(e) => self.entries.insert(slug, e),
+                None => self.entries.remove(&slug),
             };
         }
         if let Some((count, last)) = undo.webhooks {
@@ -201,9 +203,10 @@ impl Printers {
     /// bridge's counters it updates go out with [`Printers::counters`].
     pub fn accept(&mut self, topics: &Topics, event: &Event) -> (String, Vec<Message>) {
         let slug = self.slugs.resolve(&event.printer_id);
-        let changes = self.states.entry(slug.clone()).or_default().apply(event);
+        let entry = self.entries.entry(slug.clone()).or_default();
+        let changes = entry.state.apply(event);
         if event.snapshot_url.is_some() {
-            self.url_at.insert(slug.clone(), event.received_at);
+            entry.url_at = Some(event.received_at);
         }
         let mut messages = self.discover(&slug, false);
         messages.extend(render(topics, &slug, &changes, event));
@@ -245,18 +248,15 @@ impl Printers {
                 state.restore(leaf, payload);
             }
         }
-        self.url_at.remove(slug);
         if state.printer_id.is_empty() {
-            self.states.remove(slug);
+            self.entries.remove(slug);
             return;
         }
-        if state.latest.text(Field::SnapshotUrl).is_some()
-            && let Some(last) = &state.latest.last_event
-        {
-            self.url_at.insert(slug.to_owned(), last.received_at);
-        }
         self.slugs.restore(slug, &state.printer_id);
-        self.states.insert(slug.to_owned(), Box::new(state));
+        let url_at = restored_url_at(&state);
+        let entry = self.entries.entry(slug.to_owned()).or_default();
+        entry.state = state;
+        entry.url_at = url_at;
     }
 
     /// Sets the bridge's webhook counter (the clustered mode counts the
@@ -269,8 +269,8 @@ impl Printers {
     /// broker may have lost some it acknowledged (see
     /// [`crate::mqtt::publisher::Republish::Reconnected`]).
     pub fn forget_held(&mut self) {
-        for state in self.states.values_mut() {
-            state.latest.forget_held();
+        for e in self.entries.values_mut() {
+            e.state.latest.forget_held();
         }
     }
 
@@ -279,8 +279,8 @@ impl Printers {
     /// webhook); returns its slug.
     pub fn ensure(&mut self, printer_id: &str) -> String {
         let slug = self.slugs.resolve(printer_id);
-        self.states.entry(slug.clone()).or_insert_with(|| {
-            Box::new(PrinterState {
+        self.entries.entry(slug.clone()).or_insert_with(|| {
+            Entry::new(PrinterState {
                 printer_id: printer_id.to_owned(),
                 ..PrinterState::default()
             })
@@ -313,7 +313,7 @@ impl Printers {
         }
         let mut filters = homeassistant::node_filters(&self.ha, None).to_vec();
         filters.extend(
-            self.states
+            self.entries
                 .keys()
                 .flat_map(|slug| homeassistant::node_filters(&self.ha, Some(slug))),
         );
@@ -371,9 +371,9 @@ impl Printers {
     /// slug after them, if any.
     pub(super) fn slugs_from(&self, from: Option<&str>, n: usize) -> (Vec<String>, Option<String>) {
         let range = match from {
-            None => self.states.range::<String, _>(..),
+            None => self.entries.range::<String, _>(..),
             Some(from) => self
-                .states
+                .entries
                 .range::<str, _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded)),
         };
         let mut slugs = range.map(|(slug, _)| slug.clone());
@@ -392,21 +392,22 @@ impl Printers {
         let lifetime =
             time::Duration::try_from(SNAPSHOT_URL_LIFETIME).unwrap_or(time::Duration::MAX);
         let expired: Vec<String> = self
-            .url_at
+            .entries
             .iter()
-            .filter(|(_, at)| now - **at >= lifetime)
+            .filter(|(_, e)| e.url_at.is_some_and(|at| now - at >= lifetime))
             .map(|(slug, _)| slug.clone())
             .collect();
         let mut out = Vec::new();
         for slug in expired {
-            self.url_at.remove(&slug);
-            let Some(state) = self.states.get_mut(&slug) else {
+            let Some(entry) = self.entries.get_mut(&slug) else {
                 continue;
             };
-            if state.latest.text(Field::SnapshotUrl).is_none() {
+            entry.url_at = None;
+            let latest = &mut entry.state.latest;
+            if latest.text(Field::SnapshotUrl).is_none() {
                 continue;
             }
-            state.latest.restore(Field::SnapshotUrl.leaf(), b"");
+            latest.restore(Field::SnapshotUrl.leaf(), b"");
             let configs = self.discover(&slug, false);
             let value = Message::retained(
                 self.ha.topics.field(&slug, Field::SnapshotUrl),
@@ -420,18 +421,14 @@ impl Printers {
     /// True while the printer has no snapshot URL (an expired one's empty
     /// value is published only then).
     pub(super) fn url_cleared(&self, slug: &str) -> bool {
-        self.states
-            .get(slug)
+        self.state(slug)
             .is_some_and(|s| s.latest.text(Field::SnapshotUrl).is_none())
     }
 
     /// Takes the printer with this slug or printer id out of the table.
     pub fn remove(&mut self, printer: &str) -> Option<Removal> {
         let slug = self.find(printer)?;
-        self.states.remove(&slug);
-        self.published.remove(&slug);
-        self.unchecked.remove(&slug);
-        self.url_at.remove(&slug);
+        self.entries.remove(&slug);
         let empty = |topic| Message::retained(topic, Bytes::new());
         let topics = &self.ha.topics;
         let values = Field::ALL
@@ -458,17 +455,47 @@ impl Printers {
 
     /// True while a printer with this slug is in the table.
     pub fn contains(&self, slug: &str) -> bool {
-        self.states.contains_key(slug)
+        self.entries.contains_key(slug)
+    }
+
+    /// How many printers the table knows.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True while the table knows no printer.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The state of the printer with this slug.
+    pub fn state(&self, slug: &str) -> Option<&PrinterState> {
+        self.entries.get(slug).map(|e| &e.state)
+    }
+
+    /// Every printer's slug and state, in slug order.
+    pub fn states(&self) -> impl Iterator<Item = (&String, &PrinterState)> {
+        self.entries.iter().map(|(slug, e)| (slug, &e.state))
+    }
+
+    /// The entry of the printer with this slug (the start-up check marks it).
+    pub(super) fn entry_mut(&mut self, slug: &str) -> Option<&mut Entry> {
+        self.entries.get_mut(slug).map(|e| &mut **e)
+    }
+
+    /// Every printer's entry.
+    pub(super) fn entries_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
+        self.entries.values_mut().map(|e| &mut **e)
     }
 
     /// The slug of the printer with this slug or printer id (exact id
     /// first, then by [`crate::slug::same_printer`]).
     pub fn find(&self, printer: &str) -> Option<String> {
-        if self.states.contains_key(printer) {
+        if self.entries.contains_key(printer) {
             return Some(printer.to_owned());
         }
         let by_id = |exact: bool| {
-            self.states.iter().find(|(_, s)| {
+            self.states().find(|(_, s)| {
                 if exact {
                     s.printer_id == printer
                 } else {
@@ -482,7 +509,7 @@ impl Printers {
     }
 
     pub(super) fn view(&self, slug: &str) -> Option<PrinterView> {
-        let state = self.states.get(slug)?;
+        let state = self.state(slug)?;
         let id = crate::slug::fold(&state.printer_id);
         let mut view = PrinterView::new(slug, state, self.names.get(&id).map(String::as_str));
         view.app_connection = self.app_tokens.contains(&id);
@@ -498,13 +525,26 @@ impl Printers {
             return Vec::new();
         };
         let digest = view.digest();
-        if !always && (self.published.get(slug) == Some(&digest) || self.unchecked.contains(slug)) {
+        let Some(entry) = self.entries.get_mut(slug) else {
+            return Vec::new();
+        };
+        if !always && (entry.published == Some(digest) || entry.unchecked) {
             return Vec::new();
         }
-        let configs = homeassistant::configs(&view, &self.ha);
-        self.published.insert(slug.to_owned(), digest);
-        configs
+        entry.published = Some(digest);
+        homeassistant::configs(&view, &self.ha)
     }
+}
+
+/// When a restored printer's snapshot URL arrived: with its last event at
+/// the latest.
+fn restored_url_at(state: &PrinterState) -> Option<time::OffsetDateTime> {
+    let last = state.latest.last_event.as_ref()?;
+    state
+        .latest
+        .text(Field::SnapshotUrl)
+        .is_some()
+        .then_some(last.received_at)
 }
 
 /// The retained messages of an outbox record, as restore input: what the
@@ -520,15 +560,15 @@ pub fn retained_of(record: &Record) -> impl Iterator<Item = (&str, &Bytes)> {
 /// What a batch changed in the table, to put back if its commit fails.
 #[derive(Debug, Default)]
 pub(super) struct Undo {
-    states: HashMap<String, (Option<Box<PrinterState>>, Option<u64>)>,
+    entries: HashMap<String, Option<Box<Entry>>>,
     webhooks: Option<(u64, Option<time::OffsetDateTime>)>,
 }
 
 impl Undo {
     /// Adds a later job's undo: the earliest saved state of each printer wins.
     pub(super) fn merge(&mut self, later: Undo) {
-        for (slug, saved) in later.states {
-            self.states.entry(slug).or_insert(saved);
+        for (slug, saved) in later.entries {
+            self.entries.entry(slug).or_insert(saved);
         }
         if let Some(w) = later.webhooks {
             self.webhooks.get_or_insert(w);

@@ -389,7 +389,7 @@ fn a_printer_with_an_app_token_is_a_device_with_an_app_connection_entity() {
     );
     let mut p = Printers::from_config(&c);
     assert_eq!(p.ensure("OE-1"), "oe-1");
-    assert_eq!(p.states["oe-1"].printer_id, "OE-1");
+    assert_eq!(p.state("oe-1").unwrap().printer_id, "OE-1");
     assert!(
         p.discovery_filters()
             .iter()
@@ -507,7 +507,7 @@ fn a_replaced_state_renders_what_the_table_that_saw_the_events_renders() {
         .collect();
     other.replace(&topics(), &slug, retained);
     // Its configs went out with the first event, from another bridge.
-    other.published = seen.published.clone();
+    other.entry_mut(&slug).unwrap().published = seen.entry_mut(&slug).unwrap().published;
     other.set_webhooks(1);
     let (_, got) = other.accept(&topics(), &second);
     assert_eq!(got, want);
