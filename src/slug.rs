@@ -79,66 +79,82 @@ fn with_hash(id: &str, hex_len: usize) -> String {
 pub struct Slugs {
     /// Configured aliases, keyed by folded printer id.
     aliases: HashMap<String, String>,
-    /// Assigned slugs, keyed by folded printer id.
-    by_id: HashMap<String, String>,
-    taken: HashSet<String>,
+    /// Assigned slugs, keyed by folded printer id; `None`: the slug is
+    /// the folded id itself, as for most ids (with 10,000 printers, not
+    /// keeping a second copy of each, nor a `taken` entry, saves a megabyte).
+    by_id: HashMap<Box<str>, Option<Box<str>>>,
+    /// Every taken slug that is not its printer's folded id: reserved
+    /// slugs, aliases, and slugs that differ from the id.
+    taken: HashSet<Box<str>>,
 }
 
 impl Slugs {
     /// A table with the configured aliases (printer id → alias) reserved.
     pub fn new<'a>(aliases: impl IntoIterator<Item = (&'a str, &'a str)>) -> Slugs {
         let mut slugs = Slugs::default();
-        slugs.taken.extend(RESERVED.iter().map(|s| s.to_string()));
+        slugs.taken.extend(RESERVED.iter().map(|s| Box::from(*s)));
         for (id, alias) in aliases {
             slugs.aliases.insert(fold(id), alias.to_owned());
-            slugs.taken.insert(alias.to_owned());
+            slugs.taken.insert(alias.into());
         }
         slugs
     }
 
     /// The slug of `id`, assigning one the first time the id is seen.
     pub fn resolve(&mut self, id: &str) -> String {
-        let key = fold(id);
-        if let Some(slug) = self.by_id.get(&key) {
-            return slug.clone();
+        if let Some(slug) = self.get(id) {
+            return slug.to_owned();
         }
+        let key = fold(id);
         let slug = match self.aliases.get(&key) {
             Some(alias) => alias.clone(),
             None => self.free_slug(id),
         };
-        self.by_id.insert(key, slug.clone());
-        self.taken.insert(slug.clone());
+        self.assign(key, &slug);
         slug
     }
 
     /// Records a mapping read back from the broker, unless the slug is taken.
     pub fn restore(&mut self, slug: &str, id: &str) {
         let key = fold(id);
-        if self.by_id.contains_key(&key) || !is_valid(slug) {
+        if self.by_id.contains_key(key.as_str()) || !is_valid(slug) {
             return;
         }
         let alias = self.aliases.get(&key);
-        if alias.is_some_and(|a| a != slug) || (alias.is_none() && self.taken.contains(slug)) {
+        if alias.is_some_and(|a| a != slug) || (alias.is_none() && self.is_taken(slug)) {
             return;
         }
-        self.by_id.insert(key, slug.to_owned());
-        self.taken.insert(slug.to_owned());
+        self.assign(key, slug);
     }
 
     /// The slug already assigned to `id`, if any.
     pub fn get(&self, id: &str) -> Option<&str> {
-        self.by_id.get(&fold(id)).map(String::as_str)
+        let (key, slug) = self.by_id.get_key_value(fold(id).as_str())?;
+        Some(slug.as_deref().unwrap_or(key))
+    }
+
+    fn assign(&mut self, key: String, slug: &str) {
+        if key == slug {
+            self.by_id.insert(key.into(), None);
+        } else {
+            self.by_id.insert(key.into(), Some(slug.into()));
+            self.taken.insert(slug.into());
+        }
+    }
+
+    fn is_taken(&self, slug: &str) -> bool {
+        self.taken.contains(slug) || matches!(self.by_id.get(slug), Some(None))
     }
 
     fn free_slug(&self, id: &str) -> String {
         let plain = slugify(id);
-        if !self.taken.contains(&plain) {
+        if !self.is_taken(&plain) {
             return plain;
         }
         (6..=MAX_LEN / 2)
             .step_by(2)
             .map(|n| with_hash(id, n))
-            .find(|s| !self.taken.contains(s))
+            .find(|s| !self.is_taken(s))
             // 32 hex digits of SHA-256 colliding is not a real case.
             .unwrap_or_else(|| with_hash(id, MAX_LEN / 2))
     }
@@ -205,6 +221,13 @@ mod tests {
         let mut b = Slugs::new([]);
         b.resolve("Ender 3");
         assert_eq!(b.resolve("ender/3"), second, "another instance agrees");
+        // A slug that is its own printer's id is taken as well.
+        let mut c = Slugs::new([]);
+        assert_eq!(c.resolve("ENDER_3"), "ender_3");
+        assert_ne!(c.resolve("Ender 3"), "ender_3");
+        c.restore("ender_3", "Ender 3");
+        assert_eq!(c.get("ender_3"), Some("ender_3"));
+        assert_ne!(c.get("Ender 3"), Some("ender_3"));
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! values it changes (docs/mqtt-topics.md#rules): `apply(state, event) -> changes`.
 
 mod latest;
+mod packed;
 
 use bytes::Bytes;
 
 pub use self::latest::{LastEvent, Latest};
+use self::packed::Packed;
 use crate::event::{Event, EventKind, Source, Status, format_time};
 
 /// A retained per-printer value; its topic is `<base>/<slug>/<leaf>`.
@@ -83,19 +85,80 @@ impl Change {
 /// What the bridge remembers about a printer between webhooks.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PrinterState {
-    pub printer_id: String,
-    pub name: Option<String>,
+    /// The printer id, name, print id and Quick View URL, in one
+    /// allocation (see [`Identity`]).
+    identity: Packed<{ Identity::COUNT }>,
     pub source: Option<Source>,
     pub status: Option<Status>,
     pub problem: Option<bool>,
     pub progress: Option<u8>,
-    pub print_id: Option<String>,
-    pub quickview_url: Option<String>,
     /// Every value last published, for the status page and the API.
     pub latest: Latest,
 }
 
+/// The texts that say which printer and print a state is of; an empty
+/// one is unknown (a webhook never carries a blank text).
+#[derive(Debug, Clone, Copy)]
+enum Identity {
+    PrinterId,
+    Name,
+    PrintId,
+    QuickviewUrl,
+}
+
+impl Identity {
+    const COUNT: usize = 4;
+}
+
 impl PrinterState {
+    /// The state of a printer known by its id only.
+    pub fn with_id(printer_id: &str) -> PrinterState {
+        let mut state = PrinterState::default();
+        state.set_printer_id(printer_id);
+        state
+    }
+
+    /// The printer id as the printer sent it (empty: not a printer yet).
+    pub fn printer_id(&self) -> &str {
+        self.text(Identity::PrinterId).unwrap_or_default()
+    }
+
+    /// The name the printer sent, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.text(Identity::Name)
+    }
+
+    /// The id of the current (or last) print, if the printer sends one.
+    pub fn print_id(&self) -> Option<&str> {
+        self.text(Identity::PrintId)
+    }
+
+    /// The printer's OctoEverywhere Quick View URL, if it sent one.
+    pub fn quickview_url(&self) -> Option<&str> {
+        self.text(Identity::QuickviewUrl)
+    }
+
+    pub fn set_printer_id(&mut self, id: &str) {
+        self.identity
+            .set_text(Identity::PrinterId as usize, Some(id));
+    }
+
+    pub fn set_name(&mut self, name: Option<&str>) {
+        self.identity.set_text(Identity::Name as usize, name);
+    }
+
+    pub fn set_quickview_url(&mut self, url: Option<&str>) {
+        self.identity.set_text(Identity::QuickviewUrl as usize, url);
+    }
+
+    fn set_print_id(&mut self, id: Option<&str>) {
+        self.identity.set_text(Identity::PrintId as usize, id);
+    }
+
+    fn text(&self, field: Identity) -> Option<&str> {
+        self.identity.text(field as usize)
+    }
+
     /// Applies `event` and returns the retained values it changes, in
     /// publishing order: a value the broker already holds (the last one
     /// published or restored) is left out; a snapshot always goes. Events
@@ -109,13 +172,13 @@ impl PrinterState {
     }
 
     fn changes(&mut self, event: &Event) -> Vec<Change> {
-        self.printer_id.clone_from(&event.printer_id);
+        self.set_printer_id(&event.printer_id);
         self.source = Some(event.source);
         if event.printer_name.is_some() {
-            self.name.clone_from(&event.printer_name);
+            self.set_name(event.printer_name.as_deref());
         }
         if event.quickview_url.is_some() {
-            self.quickview_url.clone_from(&event.quickview_url);
+            self.set_quickview_url(event.quickview_url.as_deref());
         }
         let kind = event.event;
         if !kind.carries_values() {
@@ -124,9 +187,9 @@ impl PrinterState {
         let mut changes = Vec::new();
         let was_active = self.status.is_some_and(Status::is_active);
         let new_print = kind == EventKind::Started
-            || (event.print_id.is_some() && event.print_id != self.print_id);
+            || (event.print_id.is_some() && event.print_id.as_deref() != self.print_id());
         if event.print_id.is_some() || kind == EventKind::Started {
-            self.print_id.clone_from(&event.print_id);
+            self.set_print_id(event.print_id.as_deref());
         }
 
         let status = kind.status();
@@ -215,16 +278,18 @@ impl PrinterState {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
             return;
         };
-        let text = |k: &str| v.get(k).and_then(|s| s.as_str()).map(str::to_owned);
+        let text = |k: &str| v.get(k).and_then(|s| s.as_str());
         if let Some(id) = text("printer_id") {
-            self.printer_id = id;
+            self.set_printer_id(id);
         }
-        self.name = text("printer_name").or(self.name.take());
-        self.print_id = text("print_id");
-        self.quickview_url = text("quickview_url").or(self.quickview_url.take());
-        self.source = text("source")
-            .and_then(|s| Source::from_name(&s))
-            .or(self.source);
+        if let Some(name) = text("printer_name") {
+            self.set_name(Some(name));
+        }
+        self.set_print_id(text("print_id"));
+        if let Some(url) = text("quickview_url") {
+            self.set_quickview_url(Some(url));
+        }
+        self.source = text("source").and_then(Source::from_name).or(self.source);
     }
 }
 
@@ -373,7 +438,7 @@ mod tests {
             assert!(s.apply(&e).is_empty());
         }
         assert_eq!(s.status, Some(Status::Paused));
-        assert_eq!(s.name.as_deref(), Some("Renamed"));
+        assert_eq!(s.name(), Some("Renamed"));
     }
 
     #[test]
@@ -420,8 +485,8 @@ mod tests {
         assert_eq!(s.status, Some(Status::Paused));
         assert_eq!(s.problem, Some(true));
         assert_eq!(s.progress, Some(38));
-        assert_eq!(s.printer_id, "ID");
-        assert_eq!(s.print_id.as_deref(), Some("x"));
+        assert_eq!(s.printer_id(), "ID");
+        assert_eq!(s.print_id(), Some("x"));
         s.restore("state", b"bogus");
         assert_eq!(s.status, None);
     }

@@ -98,17 +98,17 @@ impl PrinterView {
     pub fn new(slug: &str, state: &PrinterState, configured_name: Option<&str>) -> PrinterView {
         let name = configured_name
             .filter(|n| !n.trim().is_empty())
-            .or(state.name.as_deref().filter(|n| !n.trim().is_empty()))
-            .unwrap_or(if state.printer_id.is_empty() {
+            .or(state.name().filter(|n| !n.trim().is_empty()))
+            .unwrap_or(if state.printer_id().is_empty() {
                 slug
             } else {
-                &state.printer_id
+                state.printer_id()
             });
         PrinterView {
             slug: slug.to_owned(),
             name: name.to_owned(),
             source: state.source,
-            configuration_url: device::configuration_url(state.quickview_url.as_deref()),
+            configuration_url: device::configuration_url(state.quickview_url()),
             app_connection: false,
             // While it holds a URL: one about to expire is cleared, and the
             // entity goes with it until the next URL.

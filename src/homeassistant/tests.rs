@@ -209,16 +209,13 @@ fn the_prefix_is_honoured_and_the_view_decides() {
 
 #[test]
 fn views_take_the_configured_name_then_the_webhooks_then_the_id() {
-    let mut s = PrinterState {
-        printer_id: "ID-1".into(),
-        ..PrinterState::default()
-    };
+    let mut s = PrinterState::with_id("ID-1");
     assert_eq!(PrinterView::new("id-1", &s, None).name, "ID-1");
-    s.name = Some("Ender".into());
+    s.set_name(Some("Ender"));
     assert_eq!(PrinterView::new("id-1", &s, None).name, "Ender");
     assert_eq!(PrinterView::new("id-1", &s, Some("Mine")).name, "Mine");
     assert_eq!(PrinterView::new("id-1", &s, Some(" ")).name, "Ender");
-    s.quickview_url = Some("javascript:x".into());
+    s.set_quickview_url(Some("javascript:x"));
     assert_eq!(PrinterView::new("id-1", &s, None).configuration_url, None);
 }
 
@@ -368,11 +365,8 @@ fn images_only_for_what_the_printer_sends() {
     v.snapshot_jpeg = false;
     assert!(images(&v).is_empty());
 
-    let mut s = PrinterState {
-        printer_id: "X".into(),
-        source: Some(Source::OctoEverywhere),
-        ..PrinterState::default()
-    };
+    let mut s = PrinterState::with_id("X");
+    s.source = Some(Source::OctoEverywhere);
     let v = PrinterView::new("x", &s, None);
     assert!(!v.snapshot_url && !v.snapshot_jpeg, "nothing sent yet");
     s.latest.restore("snapshot_url", b"https://x.example/s.jpg");

@@ -34,17 +34,17 @@ pub fn printer_json(shared: &Shared, slug: &str, s: &PrinterState) -> Value {
     let number = |f: Field| text(f).and_then(|t| t.parse::<u64>().ok());
     let name = shared
         .config
-        .printer(&s.printer_id)
+        .printer(s.printer_id())
         .map(|p| p.name.trim())
         .filter(|n| !n.is_empty())
-        .or(s.name.as_deref())
-        .unwrap_or(&s.printer_id);
+        .or(s.name())
+        .unwrap_or(s.printer_id());
     let snapshot = l
         .snapshot
         .then(|| format!("api/printers/{slug}/snapshot?rev={}", l.snapshot_rev));
     json!({
         "printer": slug,
-        "printer_id": s.printer_id,
+        "printer_id": s.printer_id(),
         "name": name,
         "source": s.source.map(Source::name),
         "state": s.status.map(|s| s.name()),
@@ -60,7 +60,7 @@ pub fn printer_json(shared: &Shared, slug: &str, s: &PrinterState) -> Value {
         "error": text(Field::Error),
         "snapshot_url": text(Field::SnapshotUrl),
         "snapshot": snapshot,
-        "quickview_url": s.quickview_url,
+        "quickview_url": s.quickview_url(),
         "last_event": l.last_event.as_ref().map(|e| json!({
             "event": e.event,
             "received_at": format_time(e.received_at),
@@ -266,7 +266,7 @@ pub async fn test_event(shared: &Shared, req: Request<Incoming>) -> Reply {
             let table = read(shared);
             match find(&table, &p) {
                 Some((_, s)) => (
-                    s.printer_id.clone(),
+                    s.printer_id().to_owned(),
                     s.source.unwrap_or(DIALECTS[0].dialect),
                 ),
                 None => return not_found(&p),

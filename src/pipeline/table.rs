@@ -57,15 +57,6 @@ pub(super) struct Entry {
     pub(super) unchecked: bool,
 }
 
-impl Entry {
-    fn new(state: PrinterState) -> Box<Entry> {
-        Box::new(Entry {
-            state,
-            ..Entry::default()
-        })
-    }
-}
-
 /// A printer taken out of the table, and the empty retained messages that
 /// clear it: its discovery configs first, its values after [`REMOVAL_GRACE`].
 #[derive(Debug, Clone, PartialEq)]
@@ -161,15 +152,15 @@ impl Printers {
     /// After [`Printers::restore_one`]: drops what is not a printer and
     /// takes over the slugs.
     pub fn restored(&mut self) {
-        self.entries.retain(|_, e| !e.state.printer_id.is_empty());
+        self.entries.retain(|_, e| !e.state.printer_id().is_empty());
         for (slug, e) in &self.entries {
-            self.slugs.restore(slug, &e.state.printer_id);
+            self.slugs.restore(slug, e.state.printer_id());
         }
         // A printer now published under another slug (an alias was added)
         // is not restored under its old one.
         let slugs = &self.slugs;
         self.entries
-            .retain(|slug, e| slugs.get(&e.state.printer_id) == Some(slug.as_str()));
+            .retain(|slug, e| slugs.get(e.state.printer_id()) == Some(slug.as_str()));
         for e in self.entries.values_mut() {
             e.url_at = restored_url_at(&e.state);
         }
@@ -248,11 +239,11 @@ impl Printers {
                 state.restore(leaf, payload);
             }
         }
-        if state.printer_id.is_empty() {
+        if state.printer_id().is_empty() {
             self.entries.remove(slug);
             return;
         }
-        self.slugs.restore(slug, &state.printer_id);
+        self.slugs.restore(slug, state.printer_id());
         let url_at = restored_url_at(&state);
         let entry = self.entries.entry(slug.to_owned()).or_default();
         entry.state = state;
@@ -280,9 +271,9 @@ impl Printers {
     pub fn ensure(&mut self, printer_id: &str) -> String {
         let slug = self.slugs.resolve(printer_id);
         self.entries.entry(slug.clone()).or_insert_with(|| {
-            Entry::new(PrinterState {
-                printer_id: printer_id.to_owned(),
-                ..PrinterState::default()
+            Box::new(Entry {
+                state: PrinterState::with_id(printer_id),
+                ..Entry::default()
             })
         });
         slug
@@ -497,9 +488,9 @@ impl Printers {
         let by_id = |exact: bool| {
             self.states().find(|(_, s)| {
                 if exact {
-                    s.printer_id == printer
+                    s.printer_id() == printer
                 } else {
-                    crate::slug::same_printer(&s.printer_id, printer)
+                    crate::slug::same_printer(s.printer_id(), printer)
                 }
             })
         };
@@ -510,7 +501,7 @@ impl Printers {
 
     pub(super) fn view(&self, slug: &str) -> Option<PrinterView> {
         let state = self.state(slug)?;
-        let id = crate::slug::fold(&state.printer_id);
+        let id = crate::slug::fold(state.printer_id());
         let mut view = PrinterView::new(slug, state, self.names.get(&id).map(String::as_str));
         view.app_connection = self.app_tokens.contains(&id);
         Some(view)

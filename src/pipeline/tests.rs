@@ -389,7 +389,7 @@ fn a_printer_with_an_app_token_is_a_device_with_an_app_connection_entity() {
     );
     let mut p = Printers::from_config(&c);
     assert_eq!(p.ensure("OE-1"), "oe-1");
-    assert_eq!(p.state("oe-1").unwrap().printer_id, "OE-1");
+    assert_eq!(p.state("oe-1").unwrap().printer_id(), "OE-1");
     assert!(
         p.discovery_filters()
             .iter()

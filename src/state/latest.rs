@@ -3,11 +3,14 @@
 //! the broker: filled from published changes and from retained values at
 //! start.
 
+use std::borrow::Cow;
+
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::packed::Packed;
 use super::{Change, Field};
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 
 // `Latest::known` has a bit per field.
 const _: () = assert!(Field::ALL.len() <= 16);
@@ -15,25 +18,20 @@ const _: () = assert!(Field::ALL.len() <= 16);
 /// The last event a printer sent: its name and when it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastEvent {
-    /// The event's published name, e.g. `progress`.
-    pub event: String,
+    /// The event's published name, e.g. `progress` (borrowed for every
+    /// name this version knows: no allocation per printer).
+    pub event: Cow<'static, str>,
     /// When the bridge received it.
     pub received_at: OffsetDateTime,
 }
 
 /// Each field's last published payload (an empty payload clears a value,
 /// as it does on the broker), and the last event.
-///
-/// The payloads are kept back to back in one allocation: a farm of 10,000
-/// printers holds 10,000 of these, and thirteen separately allocated
-/// values each cost several times the few bytes they carry.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Latest {
-    /// Every field's payload, in [`Field::ALL`] order.
-    values: Box<[u8]>,
-    /// Where each field's payload ends in `values` (it starts where the
-    /// previous one ends); a field without a value is empty.
-    ends: [u32; Field::ALL.len()],
+    /// Every field's payload, in [`Field::ALL`] order (in one allocation);
+    /// a field without a value is empty.
+    values: Packed<{ Field::ALL.len() }>,
     /// Bit `i` set: field `i` was published or restored (perhaps empty).
     known: u16,
     /// The printer's last event.
@@ -52,7 +50,7 @@ impl Latest {
             self.set(c.field, &c.payload);
         }
         self.last_event = Some(LastEvent {
-            event: event.event.name().to_owned(),
+            event: Cow::Borrowed(event.event.name()),
             received_at: event.received_at,
         });
     }
@@ -61,10 +59,9 @@ impl Latest {
     /// its field; never for a snapshot, which is not held.
     pub fn holds(&self, change: &Change) -> bool {
         let i = change.field as usize;
-        let (start, end) = self.span(i);
         change.field != Field::Snapshot
             && self.known & (1 << i) != 0
-            && self.values.get(start..end) == Some(&change.payload[..])
+            && self.values.get(i) == &change.payload[..]
     }
 
     /// Forgets which values the broker holds (they stay readable): the
@@ -92,13 +89,7 @@ impl Latest {
     /// A field's raw payload; `None` when unknown or empty, and always for
     /// the snapshot (see [`Latest::snapshot`]).
     pub fn get(&self, field: Field) -> Option<&[u8]> {
-        let (start, end) = self.span(field as usize);
-        self.values.get(start..end).filter(|b| !b.is_empty())
-    }
-
-    fn span(&self, i: usize) -> (usize, usize) {
-        let start = i.checked_sub(1).map_or(0, |p| self.ends[p] as usize);
-        (start, self.ends[i] as usize)
+        Some(self.values.get(field as usize)).filter(|b| !b.is_empty())
     }
 
     fn set(&mut self, field: Field, payload: &[u8]) {
@@ -109,33 +100,17 @@ impl Latest {
         }
         let i = field as usize;
         self.known |= 1 << i;
-        let (start, end) = self.span(i);
-        // A payload past u32 is not a retained value anyone can use; it is
-        // kept as no value rather than wrapping the offsets.
-        let payload = if payload.len() > (u32::MAX as usize) - (self.values.len() - (end - start)) {
-            &[][..]
-        } else {
-            payload
-        };
-        if self.values.get(start..end) == Some(payload) {
-            return;
-        }
-        let mut values = Vec::with_capacity(self.values.len() - (end - start) + payload.len());
-        values.extend_from_slice(&self.values[..start]);
-        values.extend_from_slice(payload);
-        values.extend_from_slice(&self.values[end..]);
-        let grown = payload.len() as i64 - (end - start) as i64;
-        for e in &mut self.ends[i..] {
-            // Cannot wrap: the total was checked against u32 above.
-            *e = (i64::from(*e) + grown) as u32;
-        }
-        self.values = values.into_boxed_slice();
+        self.values.set(i, payload);
     }
 }
 
 fn last_event(json: &[u8]) -> Option<LastEvent> {
     let v: serde_json::Value = serde_json::from_slice(json).ok()?;
-    let event = v.get("event")?.as_str()?.to_owned();
+    let name = v.get("event")?.as_str()?;
+    let event = match EventKind::from_name(name) {
+        Some(kind) => Cow::Borrowed(kind.name()),
+        None => Cow::Owned(name.to_owned()),
+    };
     let at = v.get("received_at")?.as_str()?;
     let received_at = OffsetDateTime::parse(at, &Rfc3339).ok()?;
     Some(LastEvent { event, received_at })
