@@ -85,12 +85,13 @@ impl PrinterView {
     /// A 64-bit digest of the view: what the table keeps of each printer's
     /// published view (a whole view per printer is a few hundred bytes,
     /// 10,000 printers' several MB). Deterministic within a process; two
-    /// different views share a digest with odds of 1 in 2^64.
-    pub fn digest(&self) -> u64 {
+    /// different views share a digest with odds of about 1 in 2^64 (never
+    /// zero, so an optional digest takes no more room than a digest).
+    pub fn digest(&self) -> std::num::NonZeroU64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::hash::DefaultHasher::new();
         self.hash(&mut h);
-        h.finish()
+        std::num::NonZeroU64::new(h.finish()).unwrap_or(std::num::NonZeroU64::MIN)
     }
 
     /// The view of a printer's state; `configured_name` (from

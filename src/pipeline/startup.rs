@@ -47,12 +47,12 @@ impl ConfigCheck {
         let discovery = &printers.ha.discovery;
         let mut nodes: HashMap<String, Option<String>> = printers
             .states()
-            .map(|(slug, _)| (discovery.node(slug), Some(slug.clone())))
+            .map(|(slug, _)| (discovery.node(slug), Some(slug.to_owned())))
             .collect();
         nodes.insert(discovery.bridge_node(), None);
         ConfigCheck {
             nodes,
-            slugs: printers.states().map(|(slug, _)| slug.clone()).collect(),
+            slugs: printers.states().map(|(slug, _)| slug.to_owned()).collect(),
             ..ConfigCheck::default()
         }
     }

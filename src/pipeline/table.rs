@@ -27,7 +27,7 @@ pub struct Printers {
     /// Each printer's entry by slug, boxed: a map node then holds eleven
     /// pointers, not eleven entries, and half-full nodes (printers added in
     /// id order) waste little.
-    entries: BTreeMap<String, Box<Entry>>,
+    entries: BTreeMap<Box<str>, Box<Entry>>,
     pub(super) ha: homeassistant::Context,
     /// `printers.<id>.name`, keyed by folded printer id.
     pub(super) names: HashMap<String, String>,
@@ -49,7 +49,7 @@ pub(super) struct Entry {
     pub(super) state: PrinterState,
     /// The digest of the view its configs were last published with
     /// ([`PrinterView::digest`]).
-    pub(super) published: Option<u64>,
+    pub(super) published: Option<std::num::NonZeroU64>,
     /// When its current snapshot URL arrived.
     url_at: Option<time::OffsetDateTime>,
     /// Restored, and the start-up check still compares its configs with
@@ -137,7 +137,7 @@ impl Printers {
     pub fn restore_one(&mut self, topics: &Topics, topic: &str, payload: &[u8]) {
         if let Some((slug, leaf)) = topics.parse_printer(topic) {
             self.entries
-                .entry(slug.to_owned())
+                .entry(slug.into())
                 .or_default()
                 .state
                 .restore(leaf, payload);
@@ -160,7 +160,7 @@ impl Printers {
         // is not restored under its old one.
         let slugs = &self.slugs;
         self.entries
-            .retain(|slug, e| slugs.get(e.state.printer_id()) == Some(slug.as_str()));
+            .retain(|slug, e| slugs.get(e.state.printer_id()) == Some(&**slug));
         for e in self.entries.values_mut() {
             e.url_at = restored_url_at(&e.state);
         }
@@ -179,8 +179,8 @@ impl Printers {
     pub(super) fn undo(&mut self, undo: Undo) {
         for (slug, entry) in undo.entries {
             match entry {
-                Some(e) => self.entries.insert(slug, e),
-                None => self.entries.remove(&slug),
+                Some(e) => self.entries.insert(slug.into(), e),
+                None => self.entries.remove(slug.as_str()),
             };
         }
         if let Some((count, last)) = undo.webhooks {
@@ -194,7 +194,7 @@ impl Printers {
     /// bridge's counters it updates go out with [`Printers::counters`].
     pub fn accept(&mut self, topics: &Topics, event: &Event) -> (String, Vec<Message>) {
         let slug = self.slugs.resolve(&event.printer_id);
-        let entry = self.entries.entry(slug.clone()).or_default();
+        let entry = self.entries.entry(slug.as_str().into()).or_default();
         let changes = entry.state.apply(event);
         if event.snapshot_url.is_some() {
             entry.url_at = Some(event.received_at);
@@ -245,7 +245,7 @@ impl Printers {
         }
         self.slugs.restore(slug, state.printer_id());
         let url_at = restored_url_at(&state);
-        let entry = self.entries.entry(slug.to_owned()).or_default();
+        let entry = self.entries.entry(slug.into()).or_default();
         entry.state = state;
         entry.url_at = url_at;
     }
@@ -270,7 +270,7 @@ impl Printers {
     /// webhook); returns its slug.
     pub fn ensure(&mut self, printer_id: &str) -> String {
         let slug = self.slugs.resolve(printer_id);
-        self.entries.entry(slug.clone()).or_insert_with(|| {
+        self.entries.entry(slug.as_str().into()).or_insert_with(|| {
             Box::new(Entry {
                 state: PrinterState::with_id(printer_id),
                 ..Entry::default()
@@ -362,12 +362,12 @@ impl Printers {
     /// slug after them, if any.
     pub(super) fn slugs_from(&self, from: Option<&str>, n: usize) -> (Vec<String>, Option<String>) {
         let range = match from {
-            None => self.entries.range::<String, _>(..),
+            None => self.entries.range::<str, _>(..),
             Some(from) => self
                 .entries
                 .range::<str, _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded)),
         };
-        let mut slugs = range.map(|(slug, _)| slug.clone());
+        let mut slugs = range.map(|(slug, _)| slug.to_string());
         let this: Vec<String> = slugs.by_ref().take(n).collect();
         (this, slugs.next())
     }
@@ -386,11 +386,11 @@ impl Printers {
             .entries
             .iter()
             .filter(|(_, e)| e.url_at.is_some_and(|at| now - at >= lifetime))
-            .map(|(slug, _)| slug.clone())
+            .map(|(slug, _)| slug.to_string())
             .collect();
         let mut out = Vec::new();
         for slug in expired {
-            let Some(entry) = self.entries.get_mut(&slug) else {
+            let Some(entry) = self.entries.get_mut(slug.as_str()) else {
                 continue;
             };
             entry.url_at = None;
@@ -419,7 +419,7 @@ impl Printers {
     /// Takes the printer with this slug or printer id out of the table.
     pub fn remove(&mut self, printer: &str) -> Option<Removal> {
         let slug = self.find(printer)?;
-        self.entries.remove(&slug);
+        self.entries.remove(slug.as_str());
         let empty = |topic| Message::retained(topic, Bytes::new());
         let topics = &self.ha.topics;
         let values = Field::ALL
@@ -465,8 +465,8 @@ impl Printers {
     }
 
     /// Every printer's slug and state, in slug order.
-    pub fn states(&self) -> impl Iterator<Item = (&String, &PrinterState)> {
-        self.entries.iter().map(|(slug, e)| (slug, &e.state))
+    pub fn states(&self) -> impl Iterator<Item = (&str, &PrinterState)> {
+        self.entries.iter().map(|(slug, e)| (&**slug, &e.state))
     }
 
     /// The entry of the printer with this slug (the start-up check marks it).
@@ -496,7 +496,7 @@ impl Printers {
         };
         by_id(true)
             .or_else(|| by_id(false))
-            .map(|(slug, _)| slug.clone())
+            .map(|(slug, _)| slug.to_owned())
     }
 
     pub(super) fn view(&self, slug: &str) -> Option<PrinterView> {

@@ -1,6 +1,11 @@
 //! `N` short byte strings kept back to back in one allocation: a farm of
 //! 10,000 printers holds a few of these per printer, and separately
 //! allocated strings each cost several times the few bytes they carry.
+//! Together they hold at most [`MAX_BYTES`] (a webhook's texts are capped
+//! far below it: `ingest::sanitize::MAX_TEXT_CHARS`).
+
+/// The most bytes all `N` strings hold together.
+pub const MAX_BYTES: usize = u16::MAX as usize;
 
 /// `N` byte strings, each empty until set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,7 +14,7 @@ pub struct Packed<const N: usize> {
     bytes: Box<[u8]>,
     /// Where each string ends in `bytes` (it starts where the previous one
     /// ends).
-    ends: [u32; N],
+    ends: [u16; N],
 }
 
 impl<const N: usize> Default for Packed<N> {
@@ -37,13 +42,13 @@ impl<const N: usize> Packed<N> {
     }
 
     /// Replaces string `i` (no-op when `i` is out of range). A string that
-    /// would take the total past `u32::MAX` bytes is stored empty instead.
+    /// would take the total past [`MAX_BYTES`] is stored empty instead.
     pub fn set(&mut self, i: usize, value: &[u8]) {
         let Some((start, end)) = self.span(i) else {
             return;
         };
         let rest = self.bytes.len() - (end - start);
-        let value = if value.len() > (u32::MAX as usize) - rest {
+        let value = if value.len() > MAX_BYTES - rest {
             &[][..]
         } else {
             value
@@ -57,8 +62,8 @@ impl<const N: usize> Packed<N> {
         bytes.extend_from_slice(&self.bytes[end..]);
         let grown = value.len() as i64 - (end - start) as i64;
         for e in &mut self.ends[i..] {
-            // Cannot wrap: the total was checked against u32 above.
-            *e = (i64::from(*e) + grown) as u32;
+            // Cannot wrap: the total was checked against MAX_BYTES above.
+            *e = (i64::from(*e) + grown) as u16;
         }
         self.bytes = bytes.into_boxed_slice();
     }
@@ -91,6 +96,17 @@ mod tests {
         p.set_text(0, None);
         assert_eq!(p.text(0), None);
         assert_eq!(p.get(1), b"b");
+    }
+
+    #[test]
+    fn past_the_limit_a_string_is_stored_empty() {
+        let mut p = Packed::<2>::default();
+        p.set(0, &vec![b'a'; MAX_BYTES - 1]);
+        p.set(1, b"bc");
+        assert_eq!(p.get(1), b"", "one byte too many");
+        p.set(1, b"b");
+        assert_eq!(p.get(1), b"b", "exactly the limit");
+        assert_eq!(p.get(0).len(), MAX_BYTES - 1);
     }
 
     proptest::proptest! {
