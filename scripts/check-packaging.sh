@@ -18,7 +18,8 @@
 #      real Mosquitto that `print2mqtt healthcheck` (the HEALTHCHECK) finds
 #      healthy.
 #   5. The binary needs no newer glibc than Debian 12's (2.36), the
-#      distroless runtime's.
+#      distroless runtime's, and its relative relocations are packed
+#      (DT_RELR, .cargo/config.toml; glibc 2.36 reads them).
 #
 # Usage: scripts/check-packaging.sh   (installs what is missing; root or sudo)
 set -euo pipefail
@@ -128,5 +129,7 @@ step "glibc"
 newest="$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)"
 echo "newest glibc symbol: $newest (Debian 12 has GLIBC_2.36)"
 [ "$(printf '%s\nGLIBC_2.36\n' "$newest" | sort -V | tail -1)" = "GLIBC_2.36" ]
+readelf -d "$bin" | grep -q '(RELR)' || { echo "relocations not packed (no DT_RELR): is .cargo/config.toml in the build?"; exit 1; }
+echo "relative relocations packed (DT_RELR)"
 
 printf '\ncheck-packaging: all checks passed (scripts/check-image.sh and check-addon.sh build and run the images)\n'
