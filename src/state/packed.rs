@@ -53,7 +53,9 @@ impl<const N: usize> Packed<N> {
         } else {
             value
         };
-        if self.bytes[start..end] == *value {
+        if value.len() == end - start {
+            // Same length (a progress step's numbers, an ETA): in place.
+            self.bytes[start..end].copy_from_slice(value);
             return;
         }
         let mut bytes = Vec::with_capacity(rest + value.len());
