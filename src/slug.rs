@@ -102,10 +102,10 @@ impl Slugs {
 
     /// The slug of `id`, assigning one the first time the id is seen.
     pub fn resolve(&mut self, id: &str) -> String {
-        if let Some(slug) = self.get(id) {
+        let key = fold(id);
+        if let Some(slug) = self.get_folded(&key) {
             return slug.to_owned();
         }
-        let key = fold(id);
         let slug = match self.aliases.get(&key) {
             Some(alias) => alias.clone(),
             None => self.free_slug(id),
@@ -129,7 +129,11 @@ impl Slugs {
 
     /// The slug already assigned to `id`, if any.
     pub fn get(&self, id: &str) -> Option<&str> {
-        let (key, slug) = self.by_id.get_key_value(fold(id).as_str())?;
+        self.get_folded(&fold(id))
+    }
+
+    fn get_folded(&self, key: &str) -> Option<&str> {
+        let (key, slug) = self.by_id.get_key_value(key)?;
         Some(slug.as_deref().unwrap_or(key))
     }
 
