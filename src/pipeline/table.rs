@@ -178,10 +178,13 @@ impl Printers {
     /// Puts back what a failed batch changed.
     pub(super) fn undo(&mut self, undo: Undo) {
         for (slug, entry) in undo.entries {
-            match entry {
-                Some(e) => self.entries.insert(slug.into(), e),
-                None => self.entries.remove(slug.as_str()),
-            };
+            let now = self.entries.remove(slug.as_str());
+            if let Some(mut e) = entry {
+                // The start-up check's mark is not the batch's to undo: a
+                // check finished in the failed batch stays finished.
+                e.unchecked = now.is_some_and(|n| n.unchecked);
+                self.entries.insert(slug.into(), e);
+            }
         }
         if let Some((count, last)) = undo.webhooks {
             self.webhooks = count;

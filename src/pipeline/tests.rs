@@ -515,3 +515,30 @@ fn a_replaced_state_renders_what_the_table_that_saw_the_events_renders() {
     other.replace(&topics(), &slug, []);
     assert!(!other.contains(&slug));
 }
+
+#[test]
+fn undoing_a_failed_batch_keeps_a_finished_startup_check() {
+    let mut p = Printers::from_config(&config());
+    let (slug, _) = p.accept(&topics(), &event("E3", Some("Ender")));
+    let before = p.state(&slug).unwrap().clone();
+    let check = ConfigCheck::new(&p);
+    check.defer_discovery(&mut p);
+
+    // One batch: a webhook, then the check's end; its commit fails.
+    let mut undo = table::Undo::default();
+    p.remember(&mut undo, &slug);
+    let mut paused = event("E3", Some("Ender"));
+    paused.event = EventKind::Paused;
+    p.accept(&topics(), &paused);
+    check.finish(&mut p);
+    p.undo(undo);
+
+    assert_eq!(p.state(&slug), Some(&before), "the webhook is undone");
+    let (_, messages) = p.accept(&topics(), &event("E3", Some("Renamed")));
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.topic.starts_with("homeassistant/")),
+        "the check stays finished: a changed device is published"
+    );
+}
