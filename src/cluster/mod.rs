@@ -26,6 +26,10 @@ pub mod wire;
 
 /// How long a webhook waits for the stream's acknowledgement before 503.
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one publish waits for its acknowledgement before it is sent
+/// again: a publish sent to a leader that just died is never answered, and
+/// the new leader (elected within a second or two) answers the next one.
+const ACCEPT_ATTEMPT: Duration = Duration::from_secs(1);
 /// How long start-up keeps trying to create the stream (a cluster that
 /// has just started is still electing its leader).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -131,9 +135,11 @@ impl Cluster {
                     .await?;
                 ack.await.map_err(async_nats::Error::from)
             };
-            let problem = match tokio::time::timeout_at(deadline, stored).await {
+            let attempt = (tokio::time::Instant::now() + ACCEPT_ATTEMPT).min(deadline);
+            let problem = match tokio::time::timeout_at(attempt, stored).await {
                 Ok(Ok(_)) => return Ok(slug),
                 Ok(Err(e)) => e.to_string(),
+                Err(_) if attempt < deadline => continue,
                 Err(_) => return Err(Rejected::Cluster("no acknowledgement within 5 s".into())),
             };
             if tokio::time::Instant::now() + pause >= deadline {
