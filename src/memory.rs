@@ -31,11 +31,11 @@ pub fn tune() {
 }
 
 /// Returns freed memory to the system when the allocator holds more than
-/// it may keep ([`KEEP_FREE_BUSY`] or [`KEEP_FREE_QUIET`]); returns the
-/// bytes it held. Cheap enough for a once-a-second upkeep task (it reads
+/// it may keep ([`KEEP_FREE_BUSY`] or [`KEEP_FREE_QUIET`]). Cheap enough
+/// for a once-a-second upkeep task (it reads
 /// the allocator's counters; the trim itself walks the heap only when there
 /// is something to give back).
-pub fn give_back(busy: bool) -> usize {
+pub fn give_back(busy: bool) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,11 +58,7 @@ pub fn give_back(busy: bool) -> usize {
             // SAFETY: as above.
             LEFT.store(unsafe { libc::mallinfo2() }.fordblks, Ordering::Relaxed);
         }
-        free
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    {
-        let _ = busy;
-        0
-    }
+    let _ = busy;
 }
